@@ -1,0 +1,56 @@
+# qualify — see README.md. Every target installs what it needs first (idempotent, quick once done).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+QUALIFY := $(VENV)/bin/qualify
+PYTHON ?= python3
+
+# Tools the checks and the built-in lab run (installed when run as root; see `qualify prepare` for nodes).
+DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools nvme-cli ethtool \
+                pciutils dmidecode iproute2 iputils-ping util-linux kmod procps coreutils
+
+RUN_OPTS = $(if $(PROFILE),--profile "$(PROFILE)") $(if $(CHECKS),--checks "$(CHECKS)") \
+           $(if $(DURATION),--duration "$(DURATION)") $(if $(LABEL),--label "$(LABEL)")
+
+.PHONY: help install tools test demo qualify report lab-up lab-down
+
+help:
+	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | report RUN=<dir> | lab-up | lab-down"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+tools:
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "not root: not installing Debian tools ($(DEBIAN_TOOLS)); what needs them will say so"; exit 0; fi; \
+	missing=$$(for p in $(DEBIAN_TOOLS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: install tools
+	$(PY) -m pytest
+
+demo: install tools
+	$(QUALIFY) lab up
+	$(QUALIFY) run pve2 --profile profiles/base/lab.yaml $(if $(CHECKS),--checks "$(CHECKS)")
+
+qualify: install
+	@[ -n "$(NODE)" ] || { echo "usage: make qualify NODE=<name> [PROFILE=<file>] [CHECKS=<expr>] [DURATION=12h] [LABEL=k=v,...]"; exit 2; }
+	$(QUALIFY) run $(NODE) $(RUN_OPTS)
+
+report: install
+	@[ -n "$(RUN)" ] || { echo "usage: make report RUN=reports/<node>/<run-id>"; exit 2; }
+	$(QUALIFY) report "$(RUN)"
+
+lab-up: install tools
+	$(QUALIFY) lab up
+
+lab-down: install
+	$(QUALIFY) lab down

@@ -1,0 +1,5 @@
+import sys
+
+from qualify.cli import main
+
+sys.exit(main())
