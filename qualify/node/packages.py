@@ -1,0 +1,34 @@
+"""Which Debian package brings which tool: named in every "tool missing" error and used by `qualify prepare`."""
+
+TOOL_PACKAGES: dict[str, str] = {
+    "fio": "fio",
+    "iperf3": "iperf3",
+    "stress-ng": "stress-ng",
+    "smartctl": "smartmontools",
+    "nvme": "nvme-cli",
+    "ethtool": "ethtool",
+    "lspci": "pciutils",
+    "dmidecode": "dmidecode",
+    "lsblk": "util-linux",
+    "blkid": "util-linux",
+    "wipefs": "util-linux",
+    "dmesg": "util-linux",
+    "journalctl": "systemd",
+    "ip": "iproute2",
+    "ping": "iputils-ping",
+    "turbostat": "linux-cpupower",
+    "stressapptest": "stressapptest",
+    "timeout": "coreutils",
+    "cat": "coreutils",
+    "grep": "grep",
+}
+
+# What `qualify prepare` installs on a node: everything the checks may run.
+NODE_PACKAGES: tuple[str, ...] = (
+    "fio", "iperf3", "stress-ng", "smartmontools", "nvme-cli", "ethtool", "pciutils",
+    "dmidecode", "util-linux", "iproute2", "iputils-ping", "coreutils",
+)
+
+
+def package_for(tool: str) -> str:
+    return TOOL_PACKAGES.get(tool, tool)

@@ -1,0 +1,118 @@
+"""The run store: one directory per run, records appended as they happen.
+
+Format: line-per-record JSON (`run.jsonl`), plus `raw/` for tool outputs and `samples/` for
+streams. Chosen over SQLite because
+- an append of one line is the whole transaction: a run killed at any moment leaves every complete
+  line readable, and a torn last line is simply skipped on reading;
+- several writers (the controller, later a sampler) never contend for a lock;
+- it is readable with `tail -f`, grep, jq and pandas.read_json(lines=True) while the run is going.
+Each record is flushed to the kernel at once (survives SIGKILL of qualify) and fsync'ed at most
+a second later (survives a crash of the controller machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from qualify.errors import UsageError
+
+RECORDS = "run.jsonl"
+FSYNC_INTERVAL_S = 1.0
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sorts by time, as the contract asks: 20261130T130400Z."""
+    return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def reports_dir() -> Path:
+    return Path(os.environ.get("QUALIFY_REPORTS", "reports")).resolve()
+
+
+class RunStore:
+    """Appends records of one run; every write reaches the kernel before append() returns."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self._file = open(run_dir / RECORDS, "a", encoding="utf-8")
+        self._last_sync = 0.0
+
+    @classmethod
+    def create(cls, node: str, base: Path | None = None) -> "RunStore":
+        node_dir = (base or reports_dir()) / node
+        node_dir.mkdir(parents=True, exist_ok=True)
+        run_id = new_run_id()
+        while True:  # two runs of one node in the same second: wait for the next run id
+            try:
+                (node_dir / run_id).mkdir()
+                break
+            except FileExistsError:
+                time.sleep(0.2)
+                run_id = new_run_id()
+        run_dir = node_dir / run_id
+        (run_dir / "raw").mkdir()
+        return cls(run_dir)
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    def append(self, kind: str, **fields: Any) -> dict[str, Any]:
+        record = {"t": utc_now(), "kind": kind, **fields}
+        self._file.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+        self._file.flush()
+        now = time.monotonic()
+        if now - self._last_sync >= FSYNC_INTERVAL_S:
+            os.fsync(self._file.fileno())
+            self._last_sync = now
+        return record
+
+    def save_raw(self, name: str, content: str | bytes) -> Path:
+        """Keep a tool's output as evidence, under raw/."""
+        path = self.run_dir / "raw" / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / RECORDS).is_file()
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    if not is_run_dir(run_dir):
+        raise UsageError(f"{run_dir} is not a run directory (it has no {RECORDS}); "
+                         f"runs are under reports/<node>/<run-id>/")
+    return list(_parse_lines(run_dir / RECORDS))
+
+
+def _parse_lines(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the torn last line of a killed run
+            if isinstance(record, dict) and "kind" in record:
+                yield record
+
+
+def list_runs(base: Path | None = None) -> list[Path]:
+    """Every run directory of every node, newest first."""
+    base = base or reports_dir()
+    runs = [p.parent for p in base.glob(f"*/*/{RECORDS}")]
+    return sorted(runs, key=lambda p: (p.name, p.parent.name), reverse=True)
