@@ -1,0 +1,178 @@
+"""Microcode: every CPU runs the same revision, not older than the profile's minimum nor than what
+the node's own firmware files offer, loaded early when the profile demands it.
+
+Why: Proxmox nodes get microcode from helper scripts or not at all; an old revision leaves errata
+and mitigations missing, and a newer file that never loads (initramfs not rebuilt) goes unnoticed.
+Also reported: the kernel's CPU vulnerability lines, and engineering-sample CPUs (the ES i7-1280P
+board of the seed froze every ~12 h).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from qualify.errors import QualifyError
+from qualify.findings import Findings
+from qualify.node import Node
+from qualify.parsers.cpuinfo import (CpuInfo, cpuid_signature, intel_ucode_filename, is_engineering_sample,
+                                     parse_cpuinfo, parse_hex_value)
+from qualify.parsers.microcode_firmware import newest_revision_for, parse_amd_microcode, parse_intel_microcode
+from qualify.parsers.microcode_log import parse_microcode_log
+from qualify.profile import MicrocodeSettings, Profile
+from qualify.store import RunStore
+
+
+@dataclass(frozen=True)
+class Offer:
+    revision: int
+    file: str
+
+
+def check_microcode(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
+    settings = profile.checks.microcode
+    cpuinfo_path = node.proc_path("cpuinfo")
+    text = node.read_text(cpuinfo_path)
+    if text is None:
+        raise QualifyError(f"{node.name}: {cpuinfo_path} does not exist (check paths.procfs in the profile)")
+    run_store.save_raw("microcode-cpuinfo.txt", text)
+    cpus = parse_cpuinfo(text)
+    if not cpus:
+        raise QualifyError(f"{node.name}: {cpuinfo_path} lists no processor")
+    first = cpus[0]
+    findings.metric("cpu_model", first.model_name)
+    _engineering_sample(first, settings, findings)
+    _vulnerabilities(node, findings)
+
+    revisions, flags = _running_revisions(node, cpus)
+    virtual = "hypervisor" in first.flags
+    if not revisions:
+        findings.skip("virtual machine: no microcode revision is exposed, the host loads microcode"
+                      if virtual else "no microcode revision is exposed in cpuinfo or sysfs (not an x86 CPU?)")
+    running = _agreement(revisions, findings)
+    findings.metric("revision", hex(running))
+    findings.metric("cpus", len(revisions))
+    if virtual:
+        findings.note(f"virtual machine: revision {hex(running)} is what the hypervisor reports")
+
+    if settings.min_revision is not None:
+        findings.metric("min_revision", hex(settings.min_revision))
+        if running < settings.min_revision:
+            findings.problem(f"running revision {hex(running)} is below the profile's minimum "
+                             f"{hex(settings.min_revision)}")
+        else:
+            findings.note(f"running revision {hex(running)} meets the profile's minimum {hex(settings.min_revision)}")
+
+    offer = _offered(node, first, flags) if settings.compare_firmware_files and not virtual else None
+    if offer:
+        findings.metric("offered_revision", hex(offer.revision))
+        if offer.revision > running:
+            findings.problem(f"{offer.file} offers revision {hex(offer.revision)} but the CPUs run {hex(running)}: "
+                             f"the newer microcode is not being loaded (rebuild the initramfs, "
+                             f"`update-initramfs -u`, and reboot)")
+        else:
+            findings.note(f"running revision {hex(running)} is the newest that {offer.file} offers "
+                          f"({hex(offer.revision)})")
+    elif settings.compare_firmware_files and not virtual:
+        findings.note(f"no microcode file for this CPU under {node.paths.firmware} "
+                      f"(Debian packages intel-microcode / amd64-microcode provide them)")
+
+    _early_loading(node, settings, running, offer, findings)
+
+
+def _running_revisions(node: Node, cpus: list[CpuInfo]) -> tuple[dict[int, int], int | None]:
+    """Revision per CPU (sysfs where the kernel exposes it, else cpuinfo) and CPU 0's processor flags."""
+    cpu_dir = node.sys_path("devices/system/cpu")
+    files = node.read_glob(cpu_dir, "cpu[0-9]*/microcode/version cpu[0-9]*/microcode/processor_flags")
+    revisions = {c.processor: c.microcode for c in cpus if c.microcode is not None}
+    flags = None
+    for rel, value in files.items():
+        cpu = int(rel.split("/")[0].removeprefix("cpu"))
+        parsed = parse_hex_value(value, f"{cpu_dir}/{rel}")
+        if rel.endswith("/version"):
+            revisions[cpu] = parsed
+        elif cpu == 0:
+            flags = parsed
+    return revisions, flags
+
+
+def _agreement(revisions: dict[int, int], findings: Findings) -> int:
+    """The revision all CPUs should run; a problem when they do not agree. Returns the lowest."""
+    counts = Counter(revisions.values())
+    if len(counts) > 1:
+        common, _ = counts.most_common(1)[0]
+        odd = {cpu: rev for cpu, rev in sorted(revisions.items()) if rev != common}
+        listed = ", ".join(f"CPU {cpu} runs {hex(rev)}" for cpu, rev in list(odd.items())[:8])
+        findings.problem(f"CPUs disagree on the microcode revision: {listed} while "
+                         f"{counts[common]} of {len(revisions)} CPUs run {hex(common)}")
+        findings.metric("revisions_per_cpu", {str(cpu): hex(rev) for cpu, rev in sorted(revisions.items())})
+    else:
+        findings.note(f"all {len(revisions)} CPUs run microcode revision {hex(next(iter(counts)))}")
+    return min(revisions.values())
+
+
+def _offered(node: Node, cpu: CpuInfo, flags: int | None) -> Offer | None:
+    """The newest revision the node's firmware files offer for this CPU's signature."""
+    if cpu.family is None or cpu.model is None or cpu.stepping is None:
+        return None
+    signature = cpuid_signature(cpu.family, cpu.model, cpu.stepping)
+    if cpu.vendor_id == "GenuineIntel":
+        name = f"intel-ucode/{intel_ucode_filename(cpu.family, cpu.model, cpu.stepping)}"
+        candidates = {name: parse_intel_microcode}
+    elif cpu.vendor_id == "AuthenticAMD":
+        amd_dir = f"{node.paths.firmware}/amd-ucode"
+        candidates = {f"amd-ucode/{f}": parse_amd_microcode for f in node.list_files(amd_dir) if f.endswith(".bin")}
+    else:
+        return None
+    best: Offer | None = None
+    for name, parse in candidates.items():
+        path = f"{node.paths.firmware}/{name}"
+        data = node.read_bytes(path)
+        if data is None:
+            continue
+        found = newest_revision_for(parse(data, f"{node.name}:{path}"), signature, flags)
+        if found and (best is None or found[0] > best.revision):
+            best = Offer(found[0], path)
+    return best
+
+
+def _early_loading(node: Node, settings: MicrocodeSettings, running: int, offer: Offer | None,
+                   findings: Findings) -> None:
+    log = parse_microcode_log(node.kernel_log())
+    if log.early_updated:
+        before = f" from {hex(log.early_from)}" if log.early_from is not None else ""
+        after = f" to {hex(log.early_to)}" if log.early_to is not None else ""
+        findings.note(f"kernel log: microcode updated early{before}{after}")
+        findings.metric("early_loaded", True)
+        return
+    findings.metric("early_loaded", False)
+    if not settings.require_early_load:
+        findings.note("kernel log shows no early microcode update (not required by the profile)")
+    elif offer and offer.revision <= running:
+        findings.note(f"kernel log shows no early microcode update, but the CPUs already run the newest "
+                      f"revision offered ({hex(running)}), likely from the BIOS")
+    else:
+        findings.problem("the profile requires early microcode loading but the kernel log of this boot shows "
+                         "no early update (install intel-microcode/amd64-microcode and rebuild the initramfs)")
+
+
+def _engineering_sample(cpu: CpuInfo, settings: MicrocodeSettings, findings: Findings) -> None:
+    if not is_engineering_sample(cpu.model_name or ""):
+        return
+    findings.metric("engineering_sample", True)
+    sentence = (f"engineering-sample CPU ('{cpu.model_name}'): pre-production silicon and microcode, "
+                f"known for freezes and errata")
+    if settings.engineering_sample == "fail":
+        findings.problem(sentence)
+    else:
+        findings.note("warning: " + sentence)
+
+
+def _vulnerabilities(node: Node, findings: Findings) -> None:
+    values = node.read_glob(node.sys_path("devices/system/cpu/vulnerabilities"), "*")
+    if not values:
+        return
+    findings.metric("vulnerabilities", dict(sorted(values.items())))
+    for name, state in sorted(values.items()):
+        if state.startswith("Vulnerable"):
+            findings.note(f"kernel reports the CPU vulnerable to {name}: {state}")

@@ -1,0 +1,178 @@
+"""`qualify` — the command behind every make target.
+
+Exit codes: 0 pass, 1 fail, 2 incomplete or a usage error (bad node, profile, duration, run dir...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from qualify.durations import parse_duration
+from qualify.errors import QualifyError, UsageError
+
+CHECKS_DIR = Path(__file__).with_name("checks")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except QualifyError as exc:
+        print(f"qualify: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qualify: interrupted", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qualify", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    run = verbs.add_parser("run", help="qualify one or more nodes (make qualify)")
+    run.add_argument("nodes", nargs="+", metavar="NODE", help="node name(s); several run in parallel")
+    run.add_argument("--profile", help="profile file instead of profiles/<node>.yaml")
+    run.add_argument("--checks", help="pytest -k expression selecting checks, e.g. 'microcode or thermal'")
+    run.add_argument("--duration", help="length of long checks: 90s, 30m, 12h")
+    run.add_argument("--label", action="append", default=[], help="key=value[,key=value] recorded with the run")
+    run.add_argument("--reports-dir", help="where runs go (default ./reports)")
+    run.set_defaults(func=_run)
+
+    report = verbs.add_parser("report", help="re-render a run's report from its stored data (make report)")
+    report.add_argument("run_dir", type=Path, help="reports/<node>/<run-id> (or reports/<node> for the newest)")
+    report.set_defaults(func=_report)
+
+    lab = verbs.add_parser("lab", help="the built-in lab of simulated nodes (make lab-up / lab-down)")
+    lab.add_argument("action", choices=["up", "down", "status"])
+    lab.set_defaults(func=_lab)
+
+    prepare = verbs.add_parser("prepare", help="install the node-side tools with apt")
+    prepare.add_argument("node")
+    prepare.add_argument("--profile")
+    prepare.set_defaults(func=_prepare)
+
+    profile = verbs.add_parser("profile", help="validate a node's profile and print it merged")
+    profile.add_argument("node")
+    profile.add_argument("--profile")
+    profile.set_defaults(func=_profile)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from qualify.plugin import parse_labels, resolve_profile
+
+    nodes = [n for item in args.nodes for n in item.split()]
+    if not nodes:
+        raise UsageError("no node given: make qualify NODE=<name> (or NODE=\"pve1 pve2\")")
+    if args.duration:
+        try:
+            parse_duration(args.duration)
+        except ValueError as exc:
+            raise UsageError(f"DURATION={args.duration}: {exc}") from None
+    parse_labels(args.label)
+    for node in nodes:  # every profile valid before anything starts
+        resolve_profile(node, args.profile)
+    if len(nodes) == 1:
+        return _run_one(nodes[0], args)
+    return _run_parallel(nodes, args)
+
+
+def _pytest_args(node: str, args: argparse.Namespace) -> list[str]:
+    argv = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
+            "-qq", "--no-header", "--node", node]
+    for option in ("profile", "duration", "reports_dir"):
+        if getattr(args, option):
+            argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+    if args.checks:
+        argv += ["-k", args.checks]
+    for label in args.label:
+        argv += ["--label", label]
+    return argv
+
+
+def _run_one(node: str, args: argparse.Namespace) -> int:
+    import pytest
+
+    code = int(pytest.main(_pytest_args(node, args)))
+    return code if code in (0, 1, 2) else 2  # pytest's own usage/internal errors
+
+
+def _run_parallel(nodes: list[str], args: argparse.Namespace) -> int:
+    """One process per node: each has its own connection, run directory and pytest session."""
+    children = []
+    for node in nodes:
+        argv = [sys.executable, "-m", "qualify", "run", node]
+        for option in ("profile", "checks", "duration", "reports_dir"):
+            if getattr(args, option):
+                argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+        for label in args.label:
+            argv += ["--label", label]
+        children.append((node, subprocess.Popen(argv)))
+    codes = {node: child.wait() for node, child in children}
+    for node, code in codes.items():
+        print(f"{node}: exit {code} ({ {0: 'pass', 1: 'fail'}.get(code, 'incomplete or error') })", file=sys.stderr)
+    return max(codes.values())
+
+
+def _report(args: argparse.Namespace) -> int:
+    from qualify.report import render_run
+    from qualify.report.render import find_run_dir
+
+    path = render_run(find_run_dir(args.run_dir))
+    print(path)
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from qualify.lab import LabConfig, lab_down, lab_status, lab_up
+
+    config = LabConfig.from_env()
+    if args.action == "up":
+        lab_up(config)
+        print(f"lab is up in {config.lab_dir}: nodes {', '.join(config.nodes)}")
+        print(f"  try: ssh -F {config.lab_dir}/ssh_config {config.nodes[0]} uptime")
+    elif args.action == "down":
+        lab_down(config)
+        print("lab is down")
+    else:
+        state = lab_status(config)
+        print(f"lab is up in {config.lab_dir}" if state else "lab is down")
+        return 0 if state else 1
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from qualify.node import connect
+    from qualify.node.packages import NODE_PACKAGES
+    from qualify.plugin import resolve_profile
+
+    loaded = resolve_profile(args.node, args.profile)
+    node = connect(args.node, loaded.profile)
+    try:
+        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+        node.run([*apt, "update", "-q"], timeout_s=600)
+        node.run([*apt, "install", "-y", "-q", "--no-install-recommends", *NODE_PACKAGES], timeout_s=1800)
+    finally:
+        node.close()
+    print(f"{args.node}: installed {' '.join(NODE_PACKAGES)}")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from qualify.plugin import resolve_profile
+
+    loaded = resolve_profile(args.node, args.profile)
+    print(f"# {args.node}: " + " <- ".join(reversed(loaded.sources)))
+    print(yaml.safe_dump(loaded.profile.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

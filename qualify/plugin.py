@@ -1,0 +1,264 @@
+"""The pytest plugin that makes a pytest session a qualification run of one node.
+
+    pytest -p qualify.plugin --node pve2 [--profile F] [--duration 30m] [--label cooler=G195] -k microcode
+
+Inert without --node (so the project's own tests are not affected). With it: loads and validates
+the profile, creates the run store, connects to the node, records the inventory, records every
+check's outcome, reasons and metrics as it ends, and at the end writes verdict.json, junit.xml
+(pytest's own), report.html and reports/index.html. The exit status is the verdict's:
+0 pass, 1 fail, 2 incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qualify import __version__
+from qualify.durations import parse_duration
+from qualify.errors import QualifyError, UsageError
+from qualify.findings import Findings
+from qualify.inventory import collect_inventory
+from qualify.lab import LabConfig, overlay_path
+from qualify.node import Node, connect
+from qualify.profile import LoadedProfile, Profile, load_profile
+from qualify.store import RunStore, read_records, reports_dir
+from qualify.verdict import build_verdict
+
+PLUGIN_NAME = "qualify-run"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qualify", "qualification run of a node")
+    group.addoption("--node", help="node to qualify (profiles/<node>.yaml)")
+    group.addoption("--profile", help="profile file to use instead of profiles/<node>.yaml")
+    group.addoption("--duration", help="length of long checks, e.g. 90s, 30m, 12h")
+    group.addoption("--label", action="append", default=[], help="key=value recorded with the run (repeatable)")
+    group.addoption("--reports-dir", help="where run directories go (default ./reports)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "destructive: writes to a device; needs the profile's explicit permission")
+    config.addinivalue_line("markers", "long: runs for the profile's duration (seconds in tests, hours for real)")
+    node = config.getoption("node", None)
+    if not node:
+        return
+    try:
+        run = QualifyRun.start(config, node)
+    except QualifyError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(run, PLUGIN_NAME)
+    config.option.xmlpath = str(run.store.run_dir / "junit.xml")  # before junitxml configures itself
+
+
+def parse_labels(values: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in ",".join(values).split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"label '{item}': expected key=value, e.g. LABEL=cooler=G195,lid=closed")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def resolve_profile(node: str, path: str | None) -> LoadedProfile:
+    """The node's profile, with the built-in lab's overlay on top when the lab is up and has that node."""
+    overlay = overlay_path(LabConfig.from_env(), node)
+    loaded = load_profile(node, Path(path) if path else None, [overlay] if overlay else [])
+    if overlay:
+        print(f"{node}: lab node (the built-in lab is up): using {overlay}", file=sys.stderr)
+    return loaded
+
+
+class QualifyRun:
+    """State of one run; registered as a plugin so its hooks see the session."""
+
+    def __init__(self, loaded: LoadedProfile, store: RunStore, labels: dict[str, str]):
+        self.loaded = loaded
+        self.profile: Profile = loaded.profile
+        self.store = store
+        self.labels = labels
+        self.node: Node | None = None
+        self.connect_error: QualifyError | None = None
+        self.interrupted: str | None = None
+
+    @classmethod
+    def start(cls, config: pytest.Config, node: str) -> "QualifyRun":
+        loaded = resolve_profile(node, config.getoption("profile"))
+        duration = config.getoption("duration")
+        if duration:
+            try:
+                seconds = parse_duration(duration)
+            except ValueError as exc:
+                raise UsageError(f"DURATION={duration}: {exc}") from None
+            loaded = loaded.model_copy(update={"profile": loaded.profile.model_copy(update={"duration": seconds})})
+        labels = {**loaded.profile.labels, **parse_labels(config.getoption("label"))}
+        base = Path(config.getoption("reports_dir")) if config.getoption("reports_dir") else reports_dir()
+        return cls(loaded, RunStore.create(node, base), labels)
+
+    # -- session
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        signal.signal(signal.SIGTERM, _terminate)
+        self.store.append(
+            "run_started", node=self.loaded.node, run_id=self.store.run_id, host=self.profile.host,
+            labels=self.labels, profile_sources=list(self.loaded.sources),
+            profile=self.profile.model_dump(mode="json"), argv=sys.argv, version=__version__,
+        )
+        print(f"{self.loaded.node}: run {self.store.run_dir}", file=sys.stderr)
+        try:
+            self.node = connect(self.loaded.node, self.profile)
+        except QualifyError as exc:
+            self.connect_error = exc
+            self.store.append("event", severity="error", source="node", message=str(exc))
+            print(f"error: {exc}", file=sys.stderr)
+            return
+        self.store.append("inventory", inventory=collect_inventory(self.node))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:  # a check module that does not import: say so (the terminal is off)
+            message = f"cannot load check {report.nodeid}: {report.longreprtext.strip().splitlines()[-1]}"
+            self.store.append("event", severity="error", source="collection", message=message,
+                              detail=report.longreprtext)
+            print(f"error: {message}", file=sys.stderr)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not session.items:
+            expression = session.config.getoption("keyword") or ""
+            message = f"no check selected (CHECKS={expression!r}); the checks are: {', '.join(available_checks())}"
+            self.store.append("event", severity="error", source="selection", message=message)
+            print(f"error: {message}", file=sys.stderr)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
+        self.store.append("check_started", name=_check_name(location[2]))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        result = yield
+        findings = item.funcargs.get("findings") if hasattr(item, "funcargs") else None
+        if isinstance(findings, Findings) and findings.problems:
+            pytest.fail("\n".join(findings.problems), pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report: pytest.TestReport = yield
+        outcome = item.stash.get(_OUTCOME, None)
+        if outcome is None or outcome[0] == "passed":
+            judged = _judge(report, call)
+            if judged:
+                item.stash[_OUTCOME] = judged
+        if call.when == "teardown":
+            self._record(item, report)
+        return report
+
+    def _record(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        outcome, message, trace = item.stash.get(_OUTCOME, ("error", "the check did not run", None))
+        findings: Findings | None = getattr(item, "funcargs", {}).get("findings")
+        reasons = list(findings.reasons) if findings else []
+        if message and message not in reasons and outcome != "failed":
+            reasons.append(message)
+        self.store.append(
+            "check_result", name=_check_name(item.name), outcome=outcome, reasons=reasons,
+            problems=list(findings.problems) if findings else [],
+            metrics=findings.metrics if findings else {}, duration_s=round(report.duration, 3),
+            **({"traceback": trace} if trace else {}),
+        )
+        first = reasons[0] if reasons else ""
+        print(f"{self.loaded.node}: {_check_name(item.name)} {outcome}{': ' + first if first else ''}",
+              file=sys.stderr)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.interrupted = "stopped by a signal or Ctrl-C"
+        self.store.append("run_finished", interrupted=self.interrupted, pytest_exit=int(exitstatus))
+        if self.node:
+            self.node.close()
+        verdict = write_verdict(self.store.run_dir)
+        self.store.close()
+        from qualify.report import render_run  # late: the report pulls in pytest-html machinery
+
+        path = render_run(self.store.run_dir)
+        print(f"{self.loaded.node}: verdict {verdict['verdict']} — report: {path}", file=sys.stderr)
+        session.exitstatus = verdict["exit_code"]
+
+
+_OUTCOME = pytest.StashKey[tuple[str, str, str | None]]()
+
+
+def _judge(report: pytest.TestReport, call: pytest.CallInfo) -> tuple[str, str, str | None] | None:
+    """(outcome, message, traceback) of one phase; None when the phase says nothing new."""
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        return "skipped", reason.removeprefix("Skipped: "), None
+    if report.passed:
+        return ("passed", "", None) if call.when == "call" else None
+    exc = call.excinfo.value if call.excinfo else None
+    if call.when == "call" and isinstance(exc, pytest.fail.Exception):
+        return "failed", str(exc), None
+    if isinstance(exc, QualifyError):
+        return "error", str(exc), None
+    trace = "".join(traceback.format_exception(exc)) if exc else report.longreprtext
+    return "error", f"internal error in the check ({type(exc).__name__}: {exc}); see the traceback", trace
+
+
+def available_checks() -> list[str]:
+    return sorted(p.stem for p in Path(__file__).with_name("checks").glob("[!_]*.py"))
+
+
+def _check_name(test_name: str) -> str:
+    return test_name.removeprefix("check_")
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # SIGTERM ends the run like Ctrl-C, so the report still says what happened.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def write_verdict(run_dir: Path) -> dict[str, Any]:
+    verdict = build_verdict(read_records(run_dir))
+    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str) + "\n")
+    return verdict
+
+
+# -- fixtures the checks ask for
+
+
+def _run(request: pytest.FixtureRequest) -> QualifyRun:
+    run = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if run is None:
+        pytest.skip("not a qualification run (no --node)")
+    return run
+
+
+@pytest.fixture(scope="session")
+def profile(request: pytest.FixtureRequest) -> Profile:
+    return _run(request).profile
+
+
+@pytest.fixture(scope="session")
+def node(request: pytest.FixtureRequest) -> Node:
+    run = _run(request)
+    if run.node is None:
+        raise run.connect_error or QualifyError("no connection to the node")
+    return run.node
+
+
+@pytest.fixture(scope="session")
+def run_store(request: pytest.FixtureRequest) -> RunStore:
+    return _run(request).store
+
+
+@pytest.fixture
+def findings(request: pytest.FixtureRequest) -> Findings:
+    return Findings(_check_name(request.node.name))
