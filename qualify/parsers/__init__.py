@@ -1,0 +1,1 @@
+"""Pure parsers: one module per tool or file format; text in, typed records out."""
