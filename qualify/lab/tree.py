@@ -1,0 +1,295 @@
+"""A node's prepared sysfs/procfs tree: what the checks read instead of /sys and /proc.
+
+`build_node_tree(root, spec)` writes `proc/`, `sys/`, `firmware/` and `kernel.log` under root.
+NodeSpec's default is the seed build's node (Erying G660, Intel Core i5-12650H, Proxmox 6.8);
+tests vary single fields (microcode, CPU model, firmware offer, ...) to build other hardware.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Flags of a real Alder Lake (no "hypervisor": this is bare metal).
+ALDER_LAKE_FLAGS: tuple[str, ...] = tuple(
+    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx "
+    "fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc art arch_perfmon pebs bts "
+    "rep_good nopl xtopology nonstop_tsc cpuid aperfmperf tsc_known_freq pni pclmulqdq dtes64 monitor "
+    "ds_cpl vmx est tm2 ssse3 sdbg fma cx16 xtpr pdcm pcid sse4_1 sse4_2 x2apic movbe popcnt "
+    "tsc_deadline_timer aes xsave avx f16c rdrand lahf_lm abm 3dnowprefetch cpuid_fault epb ssbd ibrs "
+    "ibpb stibp ibrs_enhanced tpr_shadow flexpriority ept vpid ept_ad fsgsbase tsc_adjust bmi1 avx2 "
+    "smep bmi2 erms invpcid rdseed adx smap clflushopt clwb intel_pt sha_ni xsaveopt xsavec xgetbv1 "
+    "xsaves split_lock_detect user_shstk avx_vnni dtherm ida arat pln pts hwp hwp_notify "
+    "hwp_act_window hwp_epp hwp_pkg_req hfi vnmi umip pku ospke waitpkg gfni vaes vpclmulqdq rdpid "
+    "movdiri movdir64b fsrm md_clear serialize arch_lbr ibt flush_l1d arch_capabilities".split()
+)
+ALDER_LAKE_VMX_FLAGS = (
+    "vnmi preemption_timer posted_intr invvpid ept_x_only ept_ad ept_1gb flexpriority apicv "
+    "tsc_offset vtpr mtf vapic ept vpid unrestricted_guest vapic_reg vid ple shadow_vmcs pml "
+    "ept_mode_based_exec tsc_scaling usr_wait_pause"
+)
+ALDER_LAKE_BUGS: tuple[str, ...] = ("spectre_v1", "spectre_v2", "spec_store_bypass", "swapgs",
+                                    "eibrs_pbrsb", "rfds", "bhi")
+
+# What a 6.8 kernel reports for an Alder Lake H part.
+ALDER_LAKE_VULNERABILITIES: dict[str, str] = {
+    "gather_data_sampling": "Not affected",
+    "itlb_multihit": "Not affected",
+    "l1tf": "Not affected",
+    "mds": "Not affected",
+    "meltdown": "Not affected",
+    "mmio_stale_data": "Not affected",
+    "reg_file_data_sampling": "Mitigation: Clear Register File",
+    "retbleed": "Not affected",
+    "spec_rstack_overflow": "Not affected",
+    "spec_store_bypass": "Mitigation: Speculative Store Bypass disabled via prctl",
+    "spectre_v1": "Mitigation: usercopy/swapgs barriers and __user pointer sanitization",
+    "spectre_v2": "Mitigation: Enhanced / Automatic IBRS; IBPB: conditional; RSB filling; "
+                  "PBRSB-eIBRS: SW sequence; BHI: BHI_DIS_S",
+    "srbds": "Not affected",
+    "tsx_async_abort": "Not affected",
+}
+
+ERYING_G660_DMI: dict[str, str] = {
+    "sys_vendor": "Erying",
+    "product_name": "G660",
+    "board_vendor": "Erying",
+    "board_name": "G660",
+    "bios_vendor": "American Megatrends International, LLC.",
+    "bios_version": "5.27",
+    "bios_date": "07/20/2023",
+}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """The hardware and kernel a simulated node presents."""
+
+    vendor_id: str = "GenuineIntel"
+    model_name: str = "12th Gen Intel(R) Core(TM) i5-12650H"
+    family: int = 6
+    model: int = 154
+    stepping: int = 3
+    cpus: int = 16                    # logical CPUs
+    cores: int = 10                   # physical cores; the first cpus-cores cores carry 2 threads
+    microcode: int = 0x435            # running revision on every CPU ...
+    microcode_per_cpu: Mapping[int, int] = field(default_factory=dict)  # ... unless overridden here
+    processor_flags: int = 0x80       # platform id bit, as in sysfs microcode/processor_flags
+    firmware_revision: int | None = 0x435  # what firmware/intel-ucode offers; None = no file
+    firmware_date: str = "2024-02-05"
+    early_update_from: int | None = 0x42C  # revision before the early update; None = log shows none
+    log_style: str = "current"        # "current" (>= 6.7 wording) or "legacy" ("updated early to revision")
+    kernel_release: str = "6.8.12-4-pve"
+    kernel_build: str = "#1 SMP PREEMPT_DYNAMIC PMX 6.8.12-4 (2024-11-06T15:04Z)"
+    mem_kb: int = 65536000
+    vulnerabilities: Mapping[str, str] = field(default_factory=lambda: dict(ALDER_LAKE_VULNERABILITIES))
+    dmi: Mapping[str, str] = field(default_factory=lambda: dict(ERYING_G660_DMI))
+    flags: tuple[str, ...] = ALDER_LAKE_FLAGS
+    bugs: tuple[str, ...] = ALDER_LAKE_BUGS
+    cache_kb: int = 24576
+    mhz: float = 2700.0
+    boot_id: str | None = None        # None = a fresh random one
+
+    def __post_init__(self) -> None:
+        if not 0 < self.cores <= self.cpus <= 2 * self.cores:
+            raise ValueError(f"NodeSpec: need cores <= cpus <= 2*cores, got cpus={self.cpus} cores={self.cores}")
+        if self.log_style not in ("current", "legacy"):
+            raise ValueError(f"NodeSpec.log_style: expected 'current' or 'legacy', got {self.log_style!r}")
+        bad = [c for c in self.microcode_per_cpu if not 0 <= c < self.cpus]
+        if bad:
+            raise ValueError(f"NodeSpec.microcode_per_cpu: no such CPU {bad} (cpus={self.cpus})")
+
+    def revision(self, cpu: int) -> int:
+        return self.microcode_per_cpu.get(cpu, self.microcode)
+
+    @property
+    def signature(self) -> int:
+        """CPUID(1).EAX as microcode headers carry it (e.g. 0x906A3 for family 6 model 0x9A stepping 3)."""
+        fam, ext_fam = (self.family, 0) if self.family < 0xF else (0xF, self.family - 0xF)
+        return (ext_fam << 20) | ((self.model >> 4) << 16) | (fam << 8) | ((self.model & 0xF) << 4) | self.stepping
+
+    @property
+    def ucode_name(self) -> str:
+        """File name under intel-ucode/, e.g. 06-9a-03."""
+        return f"{self.family:02x}-{self.model:02x}-{self.stepping:02x}"
+
+    def topology(self) -> list[tuple[int, int]]:
+        """(core id, thread) per logical CPU: two-thread cores first, sibling threads adjacent (as on Alder Lake)."""
+        smt_cores = self.cpus - self.cores
+        out = []
+        for core in range(self.cores):
+            for thread in range(2 if core < smt_cores else 1):
+                out.append((core, thread))
+        return out
+
+
+def _cpuinfo(spec: NodeSpec) -> str:
+    blocks = []
+    for cpu, (core, thread) in enumerate(spec.topology()):
+        apic = 2 * core + thread
+        lines = [
+            f"processor\t: {cpu}",
+            f"vendor_id\t: {spec.vendor_id}",
+            f"cpu family\t: {spec.family}",
+            f"model\t\t: {spec.model}",
+            f"model name\t: {spec.model_name}",
+            f"stepping\t: {spec.stepping}",
+            f"microcode\t: {spec.revision(cpu):#x}",
+            f"cpu MHz\t\t: {spec.mhz:.3f}",
+            f"cache size\t: {spec.cache_kb} KB",
+            "physical id\t: 0",
+            f"siblings\t: {spec.cpus}",
+            f"core id\t\t: {core}",
+            f"cpu cores\t: {spec.cores}",
+            f"apicid\t\t: {apic}",
+            f"initial apicid\t: {apic}",
+            "fpu\t\t: yes",
+            "fpu_exception\t: yes",
+            "cpuid level\t: 32",
+            "wp\t\t: yes",
+            f"flags\t\t: {' '.join(spec.flags)}",
+        ]
+        if "vmx" in spec.flags:
+            lines.append(f"vmx flags\t: {ALDER_LAKE_VMX_FLAGS}")
+        lines += [
+            f"bugs\t\t: {' '.join(spec.bugs)}",
+            f"bogomips\t: {2 * spec.mhz:.2f}",
+            "clflush size\t: 64",
+            "cache_alignment\t: 64",
+            "address sizes\t: 39 bits physical, 48 bits virtual",
+            "power management:",
+            "",
+        ]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) + "\n"
+
+
+def _meminfo(kb: int) -> str:
+    free, avail, cached = kb * 80 // 100, kb * 93 // 100, kb * 10 // 100
+    rows: list[tuple[str, int, bool]] = [
+        ("MemTotal", kb, True), ("MemFree", free, True), ("MemAvailable", avail, True),
+        ("Buffers", kb // 400, True), ("Cached", cached, True), ("SwapCached", 0, True),
+        ("Active", kb * 6 // 100, True), ("Inactive", kb * 7 // 100, True),
+        ("Active(anon)", kb * 3 // 100, True), ("Inactive(anon)", kb // 200, True),
+        ("Active(file)", kb * 3 // 100, True), ("Inactive(file)", kb * 6 // 100, True),
+        ("Unevictable", 0, True), ("Mlocked", 0, True), ("SwapTotal", 8388604, True),
+        ("SwapFree", 8388604, True), ("Zswap", 0, True), ("Zswapped", 0, True), ("Dirty", 188, True),
+        ("Writeback", 0, True), ("AnonPages", kb * 3 // 100, True), ("Mapped", kb // 100, True),
+        ("Shmem", kb // 500, True), ("KReclaimable", kb // 100, True), ("Slab", kb * 2 // 100, True),
+        ("SReclaimable", kb // 100, True), ("SUnreclaim", kb // 100, True), ("KernelStack", 14336, True),
+        ("PageTables", 21504, True), ("SecPageTables", 0, True), ("NFS_Unstable", 0, True),
+        ("Bounce", 0, True), ("WritebackTmp", 0, True), ("CommitLimit", kb // 2 + 8388604, True),
+        ("Committed_AS", kb * 5 // 100, True), ("VmallocTotal", 34359738367, True),
+        ("VmallocUsed", 98304, True), ("VmallocChunk", 0, True), ("Percpu", 21760, True),
+        ("HardwareCorrupted", 0, True), ("AnonHugePages", 0, True), ("ShmemHugePages", 0, True),
+        ("ShmemPmdMapped", 0, True), ("FileHugePages", 0, True), ("FilePmdMapped", 0, True),
+        ("Unaccepted", 0, True), ("HugePages_Total", 0, False), ("HugePages_Free", 0, False),
+        ("HugePages_Rsvd", 0, False), ("HugePages_Surp", 0, False), ("Hugepagesize", 2048, True),
+        ("Hugetlb", 0, True), ("DirectMap4k", 412672, True), ("DirectMap2M", kb // 2, True),
+        ("DirectMap1G", kb // 2, True),
+    ]
+    # Kernel layout: "Name:" padded to 16 columns, value right-aligned in 8, then " kB".
+    return "".join(f"{name + ':':<16}{val:>8}{' kB' if unit else ''}\n" for name, val, unit in rows)
+
+
+def _linux_version(spec: NodeSpec) -> str:
+    return (f"Linux version {spec.kernel_release} (build@proxmox) (gcc (Debian 12.2.0-14) 12.2.0, "
+            f"GNU ld (GNU Binutils for Debian) 2.40) {spec.kernel_build}")
+
+
+def _kernel_log(spec: NodeSpec) -> str:
+    rev = spec.revision(0)
+    dmi = spec.dmi
+    lines: list[tuple[float, str]] = []
+    if spec.log_style == "legacy" and spec.early_update_from is not None:
+        lines.append((0.0, f"microcode: microcode updated early to revision {rev:#x}, date = {spec.firmware_date}"))
+    lines += [
+        (0.0, _linux_version(spec)),
+        (0.0, f"Command line: BOOT_IMAGE=/boot/vmlinuz-{spec.kernel_release} root=/dev/mapper/pve-root ro quiet "
+              "intel_iommu=on"),
+        (0.0, "KERNEL supported cpus:"),
+        (0.0, "  Intel GenuineIntel"),
+        (0.0, "  AMD AuthenticAMD"),
+        (0.0, "x86/split lock detection: #AC: crashing the kernel on kernel split_locks and warning on "
+              "user-space split_locks"),
+        (0.0, "BIOS-provided physical RAM map:"),
+        (0.0, f"DMI: {dmi.get('sys_vendor', '')} {dmi.get('product_name', '')}/{dmi.get('board_name', '')}, "
+              f"BIOS {dmi.get('bios_version', '')} {dmi.get('bios_date', '')}"),
+        (0.0, f"tsc: Detected {spec.mhz:.3f} MHz processor"),
+    ]
+    if spec.log_style == "current":
+        # >= 6.7 wording, printed by the early loader.
+        lines.append((0.0, f"microcode: Current revision: 0x{rev:08x}"))
+        if spec.early_update_from is not None:
+            lines.append((0.0, f"microcode: Updated early from: 0x{spec.early_update_from:08x}"))
+    lines += [
+        (0.021873, f"Memory: {spec.mem_kb - 1234567}K/{spec.mem_kb}K available"),
+        (0.108412, f"smpboot: CPU0: {spec.model_name} (family: {spec.family:#x}, model: {spec.model:#x}, "
+                   f"stepping: {spec.stepping:#x})"),
+        (0.112305, f"smp: Brought up 1 node, {spec.cpus} CPUs"),
+    ]
+    if spec.log_style == "legacy":
+        lines.append((0.779255, f"microcode: sig={spec.signature:#x}, pf={spec.processor_flags:#x}, "
+                                f"revision={rev:#x}"))
+        lines.append((0.779301, "microcode: Microcode Update Driver: v2.2."))
+    lines += [
+        (1.102341, "nvme nvme0: pci function 0000:01:00.0"),
+        (1.163020, "nvme nvme0: 16/0/0 default/read/poll queues"),
+        (1.911210, "ixgbe 0000:03:00.0: Intel(R) 10 Gigabit Network Connection"),
+        (2.214510, "EXT4-fs (dm-1): mounted filesystem with ordered data mode. Quota mode: none."),
+        (4.502113, "vmbr0: port 1(enp3s0f0) entered forwarding state"),
+    ]
+    return "".join(f"[{t:12.6f}] {msg}\n" for t, msg in lines)
+
+
+def _write(path: Path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+
+
+def build_node_tree(root: Path, spec: NodeSpec | None = None) -> None:
+    """Write the node's proc/, sys/, firmware/ and kernel.log under root (existing files are replaced)."""
+    spec = spec or NodeSpec()
+    root = Path(root)
+    proc, sys = root / "proc", root / "sys"
+
+    _write(proc / "cpuinfo", _cpuinfo(spec))
+    _write(proc / "meminfo", _meminfo(spec.mem_kb))
+    _write(proc / "version", _linux_version(spec) + "\n")
+    _write(proc / "sys/kernel/osrelease", spec.kernel_release + "\n")
+    _write(proc / "sys/kernel/random/boot_id", (spec.boot_id or str(uuid.uuid4())) + "\n")
+
+    cpu_dir = sys / "devices/system/cpu"
+    span = f"0-{spec.cpus - 1}" if spec.cpus > 1 else "0"
+    for name in ("online", "possible", "present"):
+        _write(cpu_dir / name, span + "\n")
+    for cpu in range(spec.cpus):
+        _write(cpu_dir / f"cpu{cpu}/microcode/version", f"{spec.revision(cpu):#x}\n")
+        _write(cpu_dir / f"cpu{cpu}/microcode/processor_flags", f"{spec.processor_flags:#x}\n")
+    for name, text in spec.vulnerabilities.items():
+        _write(cpu_dir / "vulnerabilities" / name, text + "\n")
+    for name, text in spec.dmi.items():
+        _write(sys / "class/dmi/id" / name, text + "\n")
+
+    fw_dir = root / "firmware"
+    fw_dir.mkdir(parents=True, exist_ok=True)
+    if spec.firmware_revision is not None:
+        # Imported here: only the firmware files need the builder.
+        from qualify.lab import firmware
+
+        if spec.vendor_id == "AuthenticAMD":
+            # linux-firmware's names: one container per family from 15h, microcode_amd.bin before.
+            name = f"microcode_amd_fam{spec.family:02x}h.bin" if spec.family >= 0x15 else "microcode_amd.bin"
+            _write(fw_dir / "amd-ucode" / name,
+                   firmware.amd_microcode_container([(spec.signature, spec.firmware_revision)]))
+        else:
+            blob = firmware.intel_microcode_file(signature=spec.signature, processor_flags=spec.processor_flags,
+                                                 revision=spec.firmware_revision, date=spec.firmware_date)
+            _write(fw_dir / "intel-ucode" / spec.ucode_name, blob)
+
+    _write(root / "kernel.log", _kernel_log(spec))
