@@ -152,16 +152,17 @@ class QualifyRun:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report: pytest.TestReport = yield
+        item.stash[_DURATION] = item.stash.get(_DURATION, 0.0) + report.duration
         outcome = item.stash.get(_OUTCOME, None)
         if outcome is None or outcome[0] == "passed":
             judged = _judge(report, call)
             if judged:
                 item.stash[_OUTCOME] = judged
         if call.when == "teardown":
-            self._record(item, report)
+            self._record(item)
         return report
 
-    def _record(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def _record(self, item: pytest.Item) -> None:
         outcome, message, trace = item.stash.get(_OUTCOME, ("error", "the check did not run", None))
         findings: Findings | None = getattr(item, "funcargs", {}).get("findings")
         reasons = list(findings.reasons) if findings else []
@@ -170,7 +171,7 @@ class QualifyRun:
         self.store.append(
             "check_result", name=_check_name(item.name), outcome=outcome, reasons=reasons,
             problems=list(findings.problems) if findings else [],
-            metrics=findings.metrics if findings else {}, duration_s=round(report.duration, 3),
+            metrics=findings.metrics if findings else {}, duration_s=round(item.stash[_DURATION], 3),
             **({"traceback": trace} if trace else {}),
         )
         first = reasons[0] if reasons else ""
@@ -194,6 +195,7 @@ class QualifyRun:
 
 
 _OUTCOME = pytest.StashKey[tuple[str, str, str | None]]()
+_DURATION = pytest.StashKey[float]()  # setup + call + teardown
 
 
 def _judge(report: pytest.TestReport, call: pytest.CallInfo) -> tuple[str, str, str | None] | None:

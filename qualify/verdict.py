@@ -59,6 +59,7 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per check in start order; a started check with no result died with the run."""
     results = {r["name"]: r for r in records if r["kind"] == "check_result"}
+    starts = {r["name"]: r["t"] for r in records if r["kind"] == "check_started"}
     order = [r["name"] for r in records if r["kind"] in ("check_started", "check_result")]
     checks = []
     for name in dict.fromkeys(order):
@@ -70,16 +71,16 @@ def _checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "reasons": r.get("reasons", []),
                 "problems": r.get("problems", []),
                 "metrics": r.get("metrics", {}),
-                "started": r.get("started"),
+                "started": starts.get(name),
                 "finished": r["t"],
                 "duration_s": r.get("duration_s"),
+                **({"traceback": r["traceback"]} if r.get("traceback") else {}),
             })
         else:
-            start = next(r for r in records if r["kind"] == "check_started" and r["name"] == name)
             checks.append({
                 "name": name, "outcome": "error",
-                "reasons": [f"did not finish: started {start['t']}, the run's last record is from {records[-1]['t']}"],
-                "problems": [], "metrics": {}, "started": start["t"], "finished": None, "duration_s": None,
+                "reasons": [f"did not finish: started {starts[name]}, the run's last record is from {records[-1]['t']}"],
+                "problems": [], "metrics": {}, "started": starts[name], "finished": None, "duration_s": None,
             })
     return checks
 
