@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from qualify.durations import parse_duration
 from qualify.errors import QualifyError, UsageError
 
 CHECKS_DIR = Path(__file__).with_name("checks")
@@ -66,16 +65,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from qualify.plugin import parse_labels, resolve_profile
+    from qualify.plugin import duration_option, parse_labels, resolve_profile
 
     nodes = [n for item in args.nodes for n in item.split()]
     if not nodes:
         raise UsageError("no node given: make qualify NODE=<name> (or NODE=\"pve1 pve2\")")
     if args.duration:
-        try:
-            parse_duration(args.duration)
-        except ValueError as exc:
-            raise UsageError(f"DURATION={args.duration}: {exc}") from None
+        duration_option(args.duration)
     parse_labels(args.label)
     for node in nodes:  # every profile valid before anything starts
         resolve_profile(node, args.profile)
@@ -84,17 +80,21 @@ def _run(args: argparse.Namespace) -> int:
     return _run_parallel(nodes, args)
 
 
-def _pytest_args(node: str, args: argparse.Namespace) -> list[str]:
-    argv = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
-            "-qq", "--no-header", "--node", node]
+def _shared_options(args: argparse.Namespace) -> list[str]:
+    """Options of `qualify run` that mean the same to the plugin and to a child `qualify run`."""
+    argv = []
     for option in ("profile", "duration", "reports_dir"):
         if getattr(args, option):
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
-    if args.checks:
-        argv += ["-k", args.checks]
     for label in args.label:
         argv += ["--label", label]
     return argv
+
+
+def _pytest_args(node: str, args: argparse.Namespace) -> list[str]:
+    argv = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
+            "--node", node, *_shared_options(args)]
+    return argv + (["-k", args.checks] if args.checks else [])
 
 
 def _run_one(node: str, args: argparse.Namespace) -> int:
@@ -108,12 +108,8 @@ def _run_parallel(nodes: list[str], args: argparse.Namespace) -> int:
     """One process per node: each has its own connection, run directory and pytest session."""
     children = []
     for node in nodes:
-        argv = [sys.executable, "-m", "qualify", "run", node]
-        for option in ("profile", "checks", "duration", "reports_dir"):
-            if getattr(args, option):
-                argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
-        for label in args.label:
-            argv += ["--label", label]
+        argv = [sys.executable, "-m", "qualify", "run", node, *_shared_options(args)]
+        argv += ["--checks", args.checks] if args.checks else []
         children.append((node, subprocess.Popen(argv)))
     codes = {node: child.wait() for node, child in children}
     for node, code in codes.items():

@@ -70,11 +70,18 @@ def parse_labels(values: list[str]) -> dict[str, str]:
     return labels
 
 
-def resolve_profile(node: str, path: str | None) -> LoadedProfile:
+def duration_option(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"DURATION={text}: {exc}") from None
+
+
+def resolve_profile(node: str, path: str | None, announce: bool = False) -> LoadedProfile:
     """The node's profile, with the built-in lab's overlay on top when the lab is up and has that node."""
     overlay = overlay_path(LabConfig.from_env(), node)
     loaded = load_profile(node, Path(path) if path else None, [overlay] if overlay else [])
-    if overlay:
+    if overlay and announce:
         print(f"{node}: lab node (the built-in lab is up): using {overlay}", file=sys.stderr)
     return loaded
 
@@ -93,13 +100,9 @@ class QualifyRun:
 
     @classmethod
     def start(cls, config: pytest.Config, node: str) -> "QualifyRun":
-        loaded = resolve_profile(node, config.getoption("profile"))
-        duration = config.getoption("duration")
-        if duration:
-            try:
-                seconds = parse_duration(duration)
-            except ValueError as exc:
-                raise UsageError(f"DURATION={duration}: {exc}") from None
+        loaded = resolve_profile(node, config.getoption("profile"), announce=True)
+        if config.getoption("duration"):
+            seconds = duration_option(config.getoption("duration"))
             loaded = loaded.model_copy(update={"profile": loaded.profile.model_copy(update={"duration": seconds})})
         labels = {**loaded.profile.labels, **parse_labels(config.getoption("label"))}
         base = Path(config.getoption("reports_dir")) if config.getoption("reports_dir") else reports_dir()

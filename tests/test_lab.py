@@ -163,7 +163,6 @@ def test_missing_tool_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(_cmd, "REQUIRED_TOOLS", ("/nonexistent/sbin/sshd",))
-    monkeypatch.setitem(_cmd.PACKAGES, "/nonexistent/sbin/sshd", "openssh-server")
     with pytest.raises(LabError, match="apt-get install openssh-server"):
         lab_up(LabConfig(lab_dir=tmp_path / "lab", prefix="qn-", subnet=250))
     with pytest.raises(LabError, match="'ip-does-not-exist', which is not installed"):

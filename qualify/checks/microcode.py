@@ -42,7 +42,6 @@ def check_microcode(node: Node, profile: Profile, findings: Findings, run_store:
     first = cpus[0]
     findings.metric("cpu_model", first.model_name)
     _engineering_sample(first, settings, findings)
-    _vulnerabilities(node, findings)
 
     revisions, flags = _running_revisions(node, cpus)
     virtual = "hypervisor" in first.flags
@@ -78,6 +77,7 @@ def check_microcode(node: Node, profile: Profile, findings: Findings, run_store:
                       f"(Debian packages intel-microcode / amd64-microcode provide them)")
 
     _early_loading(node, settings, running, offer, findings)
+    _vulnerabilities(node, findings)
 
 
 def _running_revisions(node: Node, cpus: list[CpuInfo]) -> tuple[dict[int, int], int | None]:

@@ -13,18 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qualify.errors import LabError
-
-# Which Debian package provides each tool the lab calls (for "install X" messages).
-PACKAGES: dict[str, str] = {
-    "ip": "iproute2",
-    "losetup": "util-linux",
-    "unshare": "util-linux",
-    "nsenter": "util-linux",
-    "/usr/sbin/sshd": "openssh-server",
-    "ssh": "openssh-client",
-    "ssh-keygen": "openssh-client",
-    "hostname": "hostname",
-}
+from qualify.node.packages import package_for
 
 # Tools lab_up needs; checked up front so a missing one fails before anything is built.
 REQUIRED_TOOLS: tuple[str, ...] = (
@@ -33,9 +22,7 @@ REQUIRED_TOOLS: tuple[str, ...] = (
 
 
 def _missing(tool: str) -> LabError:
-    pkg = PACKAGES.get(tool)
-    hint = f": apt-get install {pkg}" if pkg else " (or not on PATH)"
-    return LabError(f"the lab needs '{tool}', which is not installed{hint}")
+    return LabError(f"the lab needs '{tool}', which is not installed: apt-get install {package_for(tool)}")
 
 
 def require_root() -> None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qualify.parsers.cpuinfo import cpuid_signature, intel_ucode_filename
+
 # Flags of a real Alder Lake (no "hypervisor": this is bare metal).
 ALDER_LAKE_FLAGS: tuple[str, ...] = tuple(
     "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx "
@@ -107,13 +109,12 @@ class NodeSpec:
     @property
     def signature(self) -> int:
         """CPUID(1).EAX as microcode headers carry it (e.g. 0x906A3 for family 6 model 0x9A stepping 3)."""
-        fam, ext_fam = (self.family, 0) if self.family < 0xF else (0xF, self.family - 0xF)
-        return (ext_fam << 20) | ((self.model >> 4) << 16) | (fam << 8) | ((self.model & 0xF) << 4) | self.stepping
+        return cpuid_signature(self.family, self.model, self.stepping)
 
     @property
     def ucode_name(self) -> str:
         """File name under intel-ucode/, e.g. 06-9a-03."""
-        return f"{self.family:02x}-{self.model:02x}-{self.stepping:02x}"
+        return intel_ucode_filename(self.family, self.model, self.stepping)
 
     def topology(self) -> list[tuple[int, int]]:
         """(core id, thread) per logical CPU: two-thread cores first, sibling threads adjacent (as on Alder Lake)."""

@@ -15,6 +15,13 @@ TOOL_PACKAGES: dict[str, str] = {
     "dmesg": "util-linux",
     "journalctl": "systemd",
     "ip": "iproute2",
+    "losetup": "util-linux",
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "hostname": "hostname",
     "ping": "iputils-ping",
     "turbostat": "linux-cpupower",
     "stressapptest": "stressapptest",
@@ -31,4 +38,6 @@ NODE_PACKAGES: tuple[str, ...] = (
 
 
 def package_for(tool: str) -> str:
-    return TOOL_PACKAGES.get(tool, tool)
+    """The package of a tool named by name or path (/usr/sbin/sshd); the tool's name when unknown."""
+    name = tool.rsplit("/", 1)[-1]
+    return TOOL_PACKAGES.get(name, name)
