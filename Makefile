@@ -12,10 +12,10 @@ DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools
 RUN_OPTS = $(if $(PROFILE),--profile "$(PROFILE)") $(if $(CHECKS),--checks "$(CHECKS)") \
            $(if $(DURATION),--duration "$(DURATION)") $(if $(LABEL),--label "$(LABEL)")
 
-.PHONY: help install tools test demo qualify report lab-up lab-down
+.PHONY: help install tools test demo qualify report lab-up lab-down bench
 
 help:
-	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | report RUN=<dir> | lab-up | lab-down"
+	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | report RUN=<dir> | lab-up | lab-down | bench"
 
 install: $(VENV)/.installed
 
@@ -54,3 +54,7 @@ lab-up: install tools
 
 lab-down: install
 	$(QUALIFY) lab down
+
+bench: install tools
+	$(QUALIFY) lab up
+	$(PY) benchmarks/node_commands.py pve2 30
