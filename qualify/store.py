@@ -1,7 +1,7 @@
 """The run store: one directory per run, records appended as they happen.
 
-Format: line-per-record JSON (`run.jsonl`), plus `raw/` for tool outputs and `samples/` for
-streams. Chosen over SQLite because
+Format: line-per-record JSON (`run.jsonl`), plus `raw/` for tool outputs and `samples/<stream>.jsonl`
+for time series. Chosen over SQLite because
 - an append of one line is the whole transaction: a run killed at any moment leaves every complete
   line readable, and a torn last line is simply skipped on reading;
 - several writers (the controller, later a sampler) never contend for a lock;
@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from qualify.errors import UsageError
 
 RECORDS = "run.jsonl"
+SAMPLES = "samples"
 FSYNC_INTERVAL_S = 1.0
 
 
@@ -38,13 +39,36 @@ def reports_dir() -> Path:
     return Path(os.environ.get("QUALIFY_REPORTS", "reports")).resolve()
 
 
+class JsonLines:
+    """An append-only JSONL file: each line reaches the kernel at once, the disk within a second."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8")
+        self._last_sync = 0.0
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+        self._file.flush()
+        now = time.monotonic()
+        if now - self._last_sync >= FSYNC_INTERVAL_S:
+            os.fsync(self._file.fileno())
+            self._last_sync = now
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
 class RunStore:
     """Appends records of one run; every write reaches the kernel before append() returns."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
-        self._file = open(run_dir / RECORDS, "a", encoding="utf-8")
-        self._last_sync = 0.0
+        self._records = JsonLines(run_dir / RECORDS)
+        self._streams: dict[str, JsonLines] = {}
 
     @classmethod
     def create(cls, node: str, base: Path | None = None) -> "RunStore":
@@ -68,13 +92,15 @@ class RunStore:
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         record = {"t": utc_now(), "kind": kind, **fields}
-        self._file.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-        self._file.flush()
-        now = time.monotonic()
-        if now - self._last_sync >= FSYNC_INTERVAL_S:
-            os.fsync(self._file.fileno())
-            self._last_sync = now
+        self._records.append(record)
         return record
+
+    def samples(self, stream: str) -> JsonLines:
+        """samples/<stream>.jsonl, for time series (telemetry, heartbeats, per-second bandwidth)."""
+        if stream not in self._streams:
+            (self.run_dir / SAMPLES).mkdir(exist_ok=True)
+            self._streams[stream] = JsonLines(self.run_dir / SAMPLES / f"{stream}.jsonl")
+        return self._streams[stream]
 
     def save_raw(self, name: str, content: str | bytes) -> Path:
         """Keep a tool's output as evidence, under raw/."""
@@ -83,10 +109,9 @@ class RunStore:
         return path
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        for stream in self._streams.values():
+            stream.close()
+        self._records.close()
 
 
 def is_run_dir(path: Path) -> bool:
@@ -100,14 +125,20 @@ def read_records(run_dir: Path) -> list[dict[str, Any]]:
     return list(_parse_lines(run_dir / RECORDS))
 
 
-def _parse_lines(path: Path) -> Iterator[dict[str, Any]]:
+def read_samples(run_dir: Path, stream: str) -> list[dict[str, Any]]:
+    """The samples of one stream ([] when the run has none)."""
+    path = run_dir / SAMPLES / f"{stream}.jsonl"
+    return list(_parse_lines(path, require_kind=False)) if path.is_file() else []
+
+
+def _parse_lines(path: Path, require_kind: bool = True) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # the torn last line of a killed run
-            if isinstance(record, dict) and "kind" in record:
+            if isinstance(record, dict) and ("kind" in record or not require_kind):
                 yield record
 
 

@@ -91,3 +91,9 @@ def test_ssh_command_timeout_and_missing_tool_are_named(pve2):
     with pytest.raises(ToolMissing, match="pve2: 'stressapptest' is not installed on the node; "
                                           "install the Debian package 'stressapptest'"):
         pve2.run(["stressapptest", "-s", "1"])
+
+
+def test_ssh_stream_stops_on_the_node(pve2):
+    from test_node import assert_stream_stops_on_the_node
+
+    assert_stream_stops_on_the_node(pve2)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from qualify.errors import UsageError
-from qualify.store import RunStore, list_runs, read_records
+from qualify.store import RunStore, list_runs, read_records, read_samples
 
 
 def test_records_are_readable_while_the_store_is_open(tmp_path):
@@ -80,3 +80,14 @@ def test_sigkill_of_a_real_run_loses_nothing_and_the_run_still_renders(workspace
     html = (run_dir / "report.html").read_text()
     assert "not finished" in html and "did not finish" in html
     assert (workspace.reports / "index.html").is_file()
+
+
+def test_sample_streams_are_separate_files_readable_while_written(tmp_path):
+    store = RunStore.create("n1", tmp_path)
+    telemetry = store.samples("telemetry")
+    for i in range(3):
+        telemetry.append({"node_t": 1000.0 + i, "cpu_temp_c": 40 + i})
+    assert store.samples("telemetry") is telemetry
+    assert [s["cpu_temp_c"] for s in read_samples(store.run_dir, "telemetry")] == [40, 41, 42]
+    assert read_samples(store.run_dir, "absent") == []
+    store.close()

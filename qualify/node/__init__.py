@@ -3,7 +3,7 @@
 `connect()` picks the backend from the profile: `local` for localhost, else the system ssh.
 """
 
-from qualify.node.base import CommandResult, Node
+from qualify.node.base import CommandResult, Node, NodeProcess
 from qualify.node.local import LocalNode
 from qualify.node.ssh import SshNode
 from qualify.profile import Profile
@@ -16,4 +16,4 @@ def connect(name: str, profile: Profile) -> Node:
     return node
 
 
-__all__ = ["CommandResult", "Node", "LocalNode", "SshNode", "connect"]
+__all__ = ["CommandResult", "Node", "NodeProcess", "LocalNode", "SshNode", "connect"]

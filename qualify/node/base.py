@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Iterator
 
 from qualify.errors import CommandFailed, CommandTimeout, ToolMissing
 from qualify.node.packages import package_for
@@ -31,6 +33,46 @@ class CommandResult:
     @property
     def command(self) -> str:
         return shlex.join(self.argv)
+
+
+# Runs "$@" in the background and ends it when our stdin closes: when the controller stops the
+# stream, or when the ssh connection drops, the command on the node does not outlive it.
+_TIED_TO_STDIN = '"$@" </dev/null & child=$!; read -r _; kill "$child" 2>/dev/null; wait "$child"'
+
+
+class NodeProcess:
+    """A long-lived command on a node whose output streams back (a sampler, `journalctl -f`)."""
+
+    def __init__(self, node_name: str, argv: list[str], popen_argv: list[str]):
+        self.node_name = node_name
+        self.argv = argv
+        self._proc = subprocess.Popen(popen_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, bufsize=1)
+
+    def lines(self) -> Iterator[str]:
+        """Lines of the command's stdout as they arrive, without the newline; ends when it exits."""
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            yield line.rstrip("\n")
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def stop(self, timeout_s: float = 10) -> int:
+        """End the command on the node (by closing its stdin) and return the exit status."""
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            return self._proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            return self._proc.wait()
+
+    def stderr(self) -> str:
+        return self._proc.stderr.read() if self._proc.stderr and self._proc.poll() is not None else ""
 
 
 class Node(ABC):
@@ -68,6 +110,14 @@ class Node(ABC):
         if check and code != 0:
             raise CommandFailed(self.name, result.command, code, err)
         return result
+
+    def spawn(self, argv: list[str]) -> NodeProcess:
+        """Start a long-lived command; its stdout streams back line by line. stop() ends it on the node."""
+        return NodeProcess(self.name, list(argv), self._popen_argv(["sh", "-c", _TIED_TO_STDIN, "sh", *argv]))
+
+    @abstractmethod
+    def _popen_argv(self, argv: list[str]) -> list[str]:
+        """The local command line that runs argv on the node."""
 
     def has_tool(self, tool: str) -> bool:
         return self.run(["sh", "-c", 'command -v "$1" >/dev/null', "sh", tool], check=False).returncode == 0

@@ -17,3 +17,6 @@ class LocalNode(Node):
         except subprocess.TimeoutExpired:
             return EXIT_TIMEOUT, b"", f"timed out after {timeout_s:g} s"
         return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", errors="replace")
+
+    def _popen_argv(self, argv: list[str]) -> list[str]:
+        return argv

@@ -79,11 +79,13 @@ class SshNode(Node):
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=15, check=False)
         shutil.rmtree(self._control_dir, ignore_errors=True)
 
+    def _popen_argv(self, argv: list[str]) -> list[str]:
+        return [*self.ssh_argv(), "--", self.profile.host, shlex.join(argv)]
+
     def _execute(self, argv: list[str], timeout_s: float, stdin: bytes | None) -> tuple[int, bytes, str]:
-        remote = shlex.join(["timeout", "-k", str(KILL_GRACE_S), f"{timeout_s:g}", *argv])
         local_limit = timeout_s + KILL_GRACE_S + self.profile.ssh.connect_timeout + 10
         try:
-            proc = subprocess.run([*self.ssh_argv(), "--", self.profile.host, remote],
+            proc = subprocess.run(self._popen_argv(["timeout", "-k", str(KILL_GRACE_S), f"{timeout_s:g}", *argv]),
                                   input=stdin, capture_output=True, timeout=local_limit,
                                   stdin=None if stdin is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pytest_html import extras
 
+from qualify.report.plots import check_images
 from qualify.report.templates import render_template
 from qualify.store import read_records
 from qualify.verdict import build_verdict
@@ -71,7 +72,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.qualify_check = item.check  # the table-row hook sees only the report
         shows_section = (call.when == "call") or (call.when == "setup" and report.failed)
         if shows_section:
-            report.extras = [extras.html(render_template("check.html.j2", check=item.check))]
+            run_dir = Path(item.config.getoption("replay_run"))
+            report.extras = [extras.html(render_template("check.html.j2", check=item.check))] + [
+                extras.png(image, name=title) for title, image in check_images(run_dir, item.check)]
     return report
 
 
