@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
 from qualify.errors import LabError
 from qualify.lab import cgroup, loopdev, netns, procs, sshd
 from qualify.lab._cmd import require_root, require_tools
+from qualify.lab.overlay import overlay_content, write_overlay
 from qualify.lab.tree import NodeSpec, build_node_tree
 
 DEFAULT_LAB_DIR = "/run/qualify-lab"
@@ -388,12 +387,7 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
             cgroup.add_pid(cg, pid)
 
         overlay = cfg.overlay(node)
-        overlay.write_text(yaml.safe_dump({
-            "host": node,
-            "ssh": {"config_file": str(d / "ssh_config")},
-            "paths": {"sysfs": str(nd / "sys"), "procfs": str(nd / "proc"),
-                      "firmware": str(nd / "firmware"), "kernel_log": str(nd / "kernel.log")},
-        }, sort_keys=False, default_flow_style=False))
+        write_overlay(overlay, overlay_content(d / "ssh_config", node, nd))
         nodes[node] = NodeState(
             name=node, netns=cfg.netns(node), mgmt_ip=cfg.mgmt_ip(node), sshd_pid=pid,
             sshd_config=cfg.sshd_config(node), loop_device=device, backing_file=backing, cgroup=cg,
