@@ -7,15 +7,16 @@ PYTHON ?= python3
 
 # Tools the checks and the built-in lab run (installed when run as root; see `qualify prepare` for nodes).
 DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools nvme-cli ethtool \
-                pciutils dmidecode iproute2 iputils-ping util-linux kmod procps coreutils
+                pciutils dmidecode iproute2 iputils-ping util-linux fdisk lvm2 nftables kmod procps \
+                coreutils python3-minimal
 
 RUN_OPTS = $(if $(PROFILE),--profile "$(PROFILE)") $(if $(CHECKS),--checks "$(CHECKS)") \
            $(if $(DURATION),--duration "$(DURATION)") $(if $(LABEL),--label "$(LABEL)")
 
-.PHONY: help install tools test demo qualify report lab-up lab-down bench
+.PHONY: help install tools test demo qualify soak nightly report compare lab-up lab-down bench
 
 help:
-	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | report RUN=<dir> | lab-up | lab-down | bench"
+	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | compare RUNS=\"<dir> <dir>\" | lab-up | lab-down | bench"
 
 install: $(VENV)/.installed
 
@@ -49,6 +50,18 @@ report: install
 	@[ -n "$(RUN)" ] || { echo "usage: make report RUN=reports/<node>/<run-id>"; exit 2; }
 	$(QUALIFY) report "$(RUN)"
 
+soak: install
+	@[ -n "$(NODE)" ] || { echo "usage: make soak NODE=<name> [DURATION=12h] [PROFILE=<file>] [LABEL=k=v,...]"; exit 2; }
+	$(QUALIFY) soak $(NODE) $(if $(PROFILE),--profile "$(PROFILE)") $(if $(DURATION),--duration "$(DURATION)") $(if $(LABEL),--label "$(LABEL)")
+
+nightly: install
+	@[ -n "$(NODE)" ] || { echo "usage: make nightly NODE=<name...> [AT=22:00] [DURATION=8h]"; exit 2; }
+	$(QUALIFY) nightly install $(NODE) $(if $(AT),--at $(AT)) $(if $(DURATION),--duration "$(DURATION)")
+
+compare: install
+	@[ -n "$(RUNS)" ] || { echo "usage: make compare RUNS=\"reports/<node>/<run-id> reports/<node>/<run-id> ...\""; exit 2; }
+	$(QUALIFY) compare $(RUNS)
+
 lab-up: install tools
 	$(QUALIFY) lab up
 
@@ -58,3 +71,8 @@ lab-down: install
 bench: install tools
 	$(QUALIFY) lab up
 	$(PY) benchmarks/node_commands.py pve2 30
+	$(PY) benchmarks/telemetry_sampler.py
+	$(PY) benchmarks/report_72h.py
+	$(PY) benchmarks/fio_overhead.py 5 5
+	$(PY) benchmarks/iperf_overhead.py pve2 pve1 5 3 2e9
+	$(PY) benchmarks/freeze_detection.py pve2 20 5

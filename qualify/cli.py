@@ -36,17 +36,31 @@ def _parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     run = verbs.add_parser("run", help="qualify one or more nodes (make qualify)")
-    run.add_argument("nodes", nargs="+", metavar="NODE", help="node name(s); several run in parallel")
-    run.add_argument("--profile", help="profile file instead of profiles/<node>.yaml")
+    _add_run_options(run, duration_help="length of long checks: 90s, 30m, 12h")
     run.add_argument("--checks", help="pytest -k expression selecting checks, e.g. 'microcode or thermal'")
-    run.add_argument("--duration", help="length of long checks: 90s, 30m, 12h")
-    run.add_argument("--label", action="append", default=[], help="key=value[,key=value] recorded with the run")
-    run.add_argument("--reports-dir", help="where runs go (default ./reports)")
     run.set_defaults(func=_run)
+
+    soak = verbs.add_parser("soak", help="freeze watch through idle and load phases, for hours (make soak)")
+    _add_run_options(soak, duration_help="length of the soak (default checks.soak.duration, 12h): 90s, 30m, 12h")
+    soak.set_defaults(func=_soak, checks="soak")
+
+    nightly = verbs.add_parser("nightly", help="install a systemd timer that soaks nodes every night")
+    nightly.add_argument("action", choices=["install"])
+    nightly.add_argument("nodes", nargs="+", metavar="NODE")
+    nightly.add_argument("--at", default="22:00", help="start time, systemd OnCalendar time (default 22:00)")
+    nightly.add_argument("--duration", default="8h", help="length of each night's soak (default 8h)")
+    nightly.add_argument("--unit-dir", type=Path, default=Path("/etc/systemd/system"),
+                         help="where the .service and .timer go (default /etc/systemd/system)")
+    nightly.set_defaults(func=_nightly)
 
     report = verbs.add_parser("report", help="re-render a run's report from its stored data (make report)")
     report.add_argument("run_dir", type=Path, help="reports/<node>/<run-id> (or reports/<node> for the newest)")
     report.set_defaults(func=_report)
+
+    compare = verbs.add_parser("compare", help="side-by-side thermal report of several runs (make compare)")
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN", help="reports/<node>/<run-id> ...")
+    compare.add_argument("--output", type=Path, help="HTML file to write (default reports/compare-<time>.html)")
+    compare.set_defaults(func=_compare)
 
     lab = verbs.add_parser("lab", help="the built-in lab of simulated nodes (make lab-up / lab-down)")
     lab.add_argument("action", choices=["up", "down", "status"])
@@ -62,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("--profile")
     profile.set_defaults(func=_profile)
     return parser
+
+
+def _add_run_options(verb: argparse.ArgumentParser, duration_help: str) -> None:
+    verb.add_argument("nodes", nargs="+", metavar="NODE", help="node name(s); several run in parallel")
+    verb.add_argument("--profile", help="profile file instead of profiles/<node>.yaml")
+    verb.add_argument("--duration", help=duration_help)
+    verb.add_argument("--label", action="append", default=[], help="key=value[,key=value] recorded with the run")
+    verb.add_argument("--reports-dir", help="where runs go (default ./reports)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -117,12 +139,44 @@ def _run_parallel(nodes: list[str], args: argparse.Namespace) -> int:
     return max(codes.values())
 
 
+def _soak(args: argparse.Namespace) -> int:
+    from qualify.report.trend import render_trend
+    from qualify.store import reports_dir
+
+    code = _run(args)
+    base = Path(args.reports_dir).resolve() if args.reports_dir else reports_dir()
+    for node in (n for item in args.nodes for n in item.split()):
+        if (base / node).is_dir():
+            print(f"{node}: nights side by side: {render_trend(base / node)}", file=sys.stderr)
+    return code
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    from qualify.nightly import install_nightly
+    from qualify.plugin import duration_option
+
+    duration_option(args.duration)
+    for path in install_nightly(args.nodes, args.at, args.duration, args.unit_dir):
+        print(path)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from qualify.report import render_run
     from qualify.report.render import find_run_dir
 
     path = render_run(find_run_dir(args.run_dir))
     print(path)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from qualify.report.compare import write_comparison
+    from qualify.report.render import find_run_dir
+    from qualify.store import new_run_id, reports_dir
+
+    run_dirs = [find_run_dir(Path(item)) for arg in args.run_dirs for item in str(arg).split()]
+    print(write_comparison(run_dirs, args.output or reports_dir() / f"compare-{new_run_id()}.html"))
     return 0
 
 

@@ -30,6 +30,7 @@ from qualify.node import Node, connect
 from qualify.profile import LoadedProfile, Profile, load_profile
 from qualify.store import RunStore, read_records, reports_dir
 from qualify.verdict import build_verdict
+from qualify.watch import Watcher, start_watch
 
 PLUGIN_NAME = "qualify-run"
 
@@ -97,6 +98,7 @@ class QualifyRun:
         self.node: Node | None = None
         self.connect_error: QualifyError | None = None
         self.interrupted: str | None = None
+        self.watcher: Watcher | None = None
 
     @classmethod
     def start(cls, config: pytest.Config, node: str) -> "QualifyRun":
@@ -126,13 +128,16 @@ class QualifyRun:
             print(f"error: {exc}", file=sys.stderr)
             return
         self.store.append("inventory", inventory=collect_inventory(self.node))
+        self.watcher = start_watch(self.node, self.profile.watch, self.store)  # freezes, reboots, kernel log
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed:  # a check module that does not import: say so (the terminal is off)
-            message = f"cannot load check {report.nodeid}: {report.longreprtext.strip().splitlines()[-1]}"
-            self.store.append("event", severity="error", source="collection", message=message,
-                              detail=report.longreprtext)
-            print(f"error: {message}", file=sys.stderr)
+        if report.failed:  # a check module that does not load: an error of that check, the others still run
+            name = Path(report.nodeid.split("::")[0]).stem
+            message = f"cannot load check {name}: {report.longreprtext.strip().splitlines()[-1]}"
+            self.store.append("check_started", name=name)
+            self.store.append("check_result", name=name, outcome="error", reasons=[message], problems=[],
+                              metrics={}, duration_s=0.0, traceback=report.longreprtext)
+            print(f"{self.loaded.node}: {name} error: {message}", file=sys.stderr)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if not session.items:
@@ -186,6 +191,8 @@ class QualifyRun:
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = "stopped by a signal or Ctrl-C"
         self.store.append("run_finished", interrupted=self.interrupted, pytest_exit=int(exitstatus))
+        if self.watcher:
+            self.watcher.stop()
         if self.node:
             self.node.close()
         verdict = write_verdict(self.store.run_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qualify.durations import parse_duration
 from qualify.errors import ProfileError
@@ -36,8 +36,22 @@ def _hex_int(value: Any) -> int:
     raise ValueError(f"expected a hexadecimal revision like 0x435, got {value!r}")
 
 
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kKMGT]?)(?:bit(?:/s)?|bps)?\s*")
+_RATE_FACTORS = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def _rate(value: Any) -> float:
+    """Bits per second from 10G, 9.4Gbit/s, 940M or a plain number (decimal units, as iperf3 and ethtool)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    if isinstance(value, str) and (m := _RATE.fullmatch(value)) and float(m[1]) > 0:
+        return float(m[1]) * _RATE_FACTORS[m[2]]
+    raise ValueError(f"expected a rate like 10G, 9.4Gbit/s or 940M, got {value!r}")
+
+
 Seconds = Annotated[float, BeforeValidator(_duration)]
 Revision = Annotated[int, BeforeValidator(_hex_int)]
+BitsPerSecond = Annotated[float, BeforeValidator(_rate)]
 
 
 class _Strict(BaseModel):
@@ -85,8 +99,168 @@ class MicrocodeSettings(_Strict):
     engineering_sample: Literal["warn", "fail"] = "warn"
 
 
+class NetworkLink(_Strict):
+    """One link of the node: tested with iperf3 against the peer node's end of it."""
+
+    peer: str = Field(description="node name of the other end; its profile says how to reach it")
+    interface: str = Field(description="this node's interface on the link, e.g. enp6s0f0")
+    peer_address: str = Field(description="the peer's address on this link (cluster/Ceph network)")
+    expected_rate: BitsPerSecond | None = Field(None, description="default: the negotiated speed (ethtool)")
+
+
+class NetworkSettings(_Strict):
+    links: list[NetworkLink] = []
+    streams: int = Field(4, ge=1, le=128, description="iperf3 -P")
+    duration: Seconds = Field(10.0, gt=0, description="iperf3 -t, per direction")
+    directions: list[Literal["forward", "reverse", "bidir"]] = Field(["forward", "reverse", "bidir"], min_length=1)
+    min_share: float = Field(0.9, gt=0, le=1, description="share of the expected rate each direction must reach")
+    port: int = Field(5201, ge=1, le=65535, description="iperf3 server port; the next free one of 10 is used")
+    connect_timeout: Seconds = Field(10.0, gt=0, description="to reach the peer and its iperf3 server")
+    max_retransmit_percent: float = Field(1.0, ge=0, description="retransmitted share of segments named as a cause")
+    cpu_bound_percent: float = Field(90.0, gt=0, le=100, description="an end this busy is named as a cause")
+
+
+class NicHealthSettings(_Strict):
+    mtu: int | None = Field(None, ge=68, le=65535, description="expected MTU of every link (default: agree with the peer)")
+    ping_count: int = Field(20, ge=1, description="pings per link while the link is loaded")
+    max_ping_loss_percent: float = Field(0.0, ge=0, le=100)
+    max_ping_rtt_ms: float = Field(5.0, gt=0, description="average round trip under load")
+    load_duration: Seconds = Field(5.0, gt=0, description="iperf3 load while counters and ping are watched")
+
+
+class SoakSettings(_Strict):
+    duration: Seconds = Field(12 * 3600.0, gt=0, description="length of `qualify soak` unless DURATION= is given")
+    idle_phase: Seconds = Field(1800.0, gt=0, description="idle phases: boards often freeze idle, in deep C-states")
+    load_phase: Seconds = Field(1800.0, gt=0, description="stress-ng on all CPUs")
+    progress_interval: Seconds = Field(60.0, gt=0, description="how often a plain progress line is printed")
+
+
+class TelemetrySettings(_Strict):
+    """The node-side sampler that runs during long checks (temperatures, clocks, power, load)."""
+
+    interval: Seconds = Field(1.0, gt=0, description="time between samples")
+    rename: dict[str, str] = Field({}, description="series name -> name to show, e.g. 'temp:acpitz/temp1': board")
+    ignore: list[str] = Field([], description="series to drop, shell patterns like 'temp:nct6798/AUXTIN*'")
+
+
+class ThermalSettings(_Strict):
+    """Thermal soak: stress-ng on every CPU; defaults suit a laptop-class CPU in a 1U case."""
+
+    method: str = Field("matrixprod", pattern=r"^[a-z0-9_-]+$", description="stress-ng --cpu-method")
+    idle_lead_in: Seconds | None = Field(None, description="idle before the load (default 10% of duration, at most 5m)")
+    cool_down: Seconds | None = Field(None, description="idle after the load (default 10% of duration, at most 5m)")
+    slice: Seconds = Field(60.0, gt=0, description="stress-ng runs in slices this long: bogo ops/s over time")
+    max_package_temp_c: float = Field(95.0, gt=0, lt=150)
+    max_throttled_share: float = Field(0.02, ge=0, le=1, description="share of the load time spent throttling")
+    min_sustained_clock_mhz: float = Field(2000.0, ge=0, description="median all-core clock over the last part")
+    sustained_window: float = Field(0.25, gt=0, le=1, description="last part of the load for sustained clock and slope")
+    max_perf_drop_percent: float = Field(10.0, ge=0, le=100, description="bogo ops/s of the last slice vs the first")
+    steady_slope_c_per_min: float = Field(1.0, gt=0, description="package temperature slope below which it is steady")
+    require_steady_state: bool = False
+    fan_hot_c: float = Field(60.0, gt=0, description="a fan that stops while the CPU is hotter than this fails")
+
+
+class DriveSpec(_Strict):
+    """Spec-sheet figures of a drive model; measured results must reach storage.min_share_of_spec of them."""
+
+    seq_read_mb_s: float | None = Field(None, gt=0, description="1 MiB sequential read, MB/s")
+    seq_write_mb_s: float | None = Field(None, gt=0, description="1 MiB sequential write, MB/s")
+    rand_read_iops: float | None = Field(None, gt=0, description="4 KiB random read at depth")
+    rand_write_iops: float | None = Field(None, gt=0, description="4 KiB random write at depth")
+    pcie_gts: float | None = Field(None, gt=0, description="PCIe link speed the drive is built for, GT/s")
+    pcie_width: int | None = Field(None, ge=1, le=32, description="PCIe lanes the drive is built for")
+
+
+class StorageDrive(_Strict):
+    """A drive of the node, named by serial or WWN (never by /dev name: those change between boots)."""
+
+    serial: str | None = Field(None, min_length=1)
+    wwn: str | None = Field(None, min_length=1)
+    allow_destroy: bool = Field(False, description="write tests may destroy this drive's data")
+    wipe: bool = Field(False, description="write even over a partition table or filesystem/RAID signature")
+    spec: DriveSpec = DriveSpec()
+    seller_power_on_hours: int | None = Field(None, ge=0, description="what the seller claimed")
+    rated_endurance_tbw: float | None = Field(None, gt=0, description="rated TB written (spec sheet)")
+    smart_json: str | None = Field(None, description="a smartctl -j file used instead of reading the drive (lab)")
+
+    _abs = field_validator("smart_json")(_absolute)
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> "StorageDrive":
+        if (self.serial is None) == (self.wwn is None):
+            raise ValueError("expected exactly one of serial: or wwn:")
+        return self
+
+    @property
+    def identity(self) -> str:
+        return f"serial {self.serial}" if self.serial else f"WWN {self.wwn}"
+
+
+# surface_read (every LBA read back) and write_verify (every LBA written and checked) cover the
+# whole device and are not in the default matrix.
+StorageJob = Literal["seq_read", "seq_write", "rand_read", "rand_write", "mixed", "sync_write", "surface_read",
+                     "write_verify"]
+
+
+class StorageSettings(_Strict):
+    drives: list[StorageDrive] = []
+    jobs: list[StorageJob] = Field(["seq_read", "seq_write", "rand_read", "rand_write", "mixed", "sync_write"],
+                                   description="the fio matrix; write jobs run only on drives allowed to be destroyed")
+    job_runtime: Seconds = Field(30.0, gt=0, description="length of each fio job of the matrix")
+    queue_depth: int = Field(32, ge=1, le=4096, description="iodepth of the sequential and random jobs")
+    random_jobs: int = Field(4, ge=1, le=256, description="numjobs of the random and mixed jobs")
+    ioengine: Literal["io_uring", "libaio"] = "io_uring"
+    min_share_of_spec: float = Field(0.7, gt=0, le=1, description="share of each spec figure a job must reach")
+    # Ceph's BlueStore WAL writes 4 KiB with O_DSYNC at depth 1: drives with power-loss protection do
+    # tens of thousands of these per second, consumer drives a few hundred.
+    ceph_min_sync_write_iops: float = Field(5000.0, gt=0)
+    sync_write_latency_us: dict[Literal["p50", "p99", "p99.9", "p99.99"], float] = Field(
+        {"p99": 2000.0, "p99.99": 20000.0}, description="limits on the sync-write completion latency")
+    sustained_duration: Seconds | None = Field(None, gt=0, description="sustained write length (default: duration)")
+    falloff_share: float = Field(0.5, gt=0, lt=1, description="cache falloff: bandwidth below this share of the start")
+    min_sustained_mb_s: float | None = Field(None, gt=0, description="steady bandwidth after the falloff must reach it")
+
+
+class SsdHealthSettings(_Strict):
+    max_percentage_used: float = Field(80.0, ge=0, description="NVMe percentage used / ATA wear-out")
+    max_power_on_hours: int | None = Field(None, ge=0)
+    seller_hours_tolerance: float = Field(0.1, ge=0, description="share above the seller's claim still accepted")
+    max_media_errors: int = Field(0, ge=0)
+    max_unsafe_shutdowns: int | None = Field(None, ge=0)
+    max_temperature_c: float = Field(70.0, gt=0)
+    max_endurance_used: float = Field(0.8, gt=0, description="share of the rated TB written already used")
+
+
 class Checks(_Strict):
     microcode: MicrocodeSettings = MicrocodeSettings()
+    thermal: ThermalSettings = ThermalSettings()
+    soak: SoakSettings = SoakSettings()
+    network: NetworkSettings = NetworkSettings()
+    nic_health: NicHealthSettings = NicHealthSettings()
+    storage: StorageSettings = StorageSettings()
+    ssd_health: SsdHealthSettings = SsdHealthSettings()
+
+
+Severity = Literal["info", "warning", "error", "critical"]
+
+
+class KernelLogSettings(_Strict):
+    follow: bool = Field(True, description="follow the node's kernel log during the run")
+    fail_on: list[Severity] = Field(["error", "critical"], description="event severities that fail the run")
+    max_events_per_kind: int = Field(100, ge=1, description="further events of a kind are only counted")
+
+
+class WatchSettings(_Strict):
+    """The freeze watch that runs beside every check (qualify/watch)."""
+
+    enabled: bool = True
+    heartbeat_interval: Seconds = Field(1.0, gt=0)
+    missed_heartbeats: int = Field(3, ge=2, description="a gap of this many intervals is a freeze")
+    probe_interval: Seconds = Field(5.0, gt=0, description="independent reachability probe (new TCP connection)")
+    last_lines: int = Field(50, ge=1, description="kernel-log/pstore lines attached to a freeze or reboot")
+    netconsole: bool = Field(False, description="the node's kernel sends every message over UDP to the controller")
+    netconsole_port: int = Field(6666, ge=0, le=65535, description="UDP port the controller listens on (0: any free)")
+    kernel_log: KernelLogSettings = KernelLogSettings()
 
 
 class Profile(_Strict):
@@ -98,6 +272,8 @@ class Profile(_Strict):
     ssh: SshSettings = SshSettings()
     paths: Paths = Paths()
     checks: Checks = Checks()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    watch: WatchSettings = WatchSettings()
 
     @field_validator("host")
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,20 +47,24 @@ class JsonLines:
         self.path = path
         self._file = open(path, "a", encoding="utf-8")
         self._last_sync = 0.0
+        self._lock = threading.Lock()  # the watcher's and telemetry's threads write beside the main one
 
     def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-        self._file.flush()
-        now = time.monotonic()
-        if now - self._last_sync >= FSYNC_INTERVAL_S:
-            os.fsync(self._file.fileno())
-            self._last_sync = now
+        line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            now = time.monotonic()
+            if now - self._last_sync >= FSYNC_INTERVAL_S:
+                os.fsync(self._file.fileno())
+                self._last_sync = now
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
 
 
 class RunStore:

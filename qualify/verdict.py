@@ -1,7 +1,8 @@
 """The verdict of a run, decided from its records alone (so any run, finished or not, can be judged again).
 
 pass        — the run finished, at least one check passed, none failed or errored;
-fail        — the run finished and a check failed (the hardware did not meet the profile);
+fail        — the run finished and a check failed (the hardware did not meet the profile), or an event
+              marked `fails_run` was recorded (a freeze, an unexpected reboot, a kernel fault: qualify/watch);
 incomplete  — the run did not finish, or a check could not decide (error), or nothing was checked.
 """
 
@@ -19,6 +20,7 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
     checks = _checks(records)
     last_t = records[-1]["t"] if records else None
     outcomes = {c["outcome"] for c in checks}
+    failing_events = [r for r in records if r["kind"] == "event" and r.get("fails_run")]
 
     notes: list[str] = []
     if finished is None:
@@ -26,6 +28,9 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
         notes.append(f"the run did not finish; its last record is from {last_t}")
     elif "failed" in outcomes:
         verdict = "fail"
+    elif failing_events:  # a freeze, a reboot or a kernel error the profile does not tolerate
+        verdict = "fail"
+        notes.append(f"{len(failing_events)} event(s) fail the run, first: {failing_events[0]['message']}")
     elif "error" in outcomes:
         verdict = "incomplete"
         notes.append("a check could not decide (error)")

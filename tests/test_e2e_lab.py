@@ -55,8 +55,8 @@ def test_higher_minimum_fails_naming_both_revisions(lab_workspace):
 
 
 def test_three_nodes_in_parallel_get_a_run_each(lab_workspace):
-    proc = lab_workspace.qualify("run", "pve1 pve2 pve3", "--profile",
-                                 str(lab_workspace.profiles / "base/lab.yaml"), "--label", "batch=mesh")
+    proc = lab_workspace.qualify("run", "pve1 pve2 pve3", "--profile", str(lab_workspace.profiles / "base/lab.yaml"),
+                                 "--checks", "microcode", "--label", "batch=mesh")
     assert proc.returncode == 0, proc.stderr
     for node in ("pve1", "pve2", "pve3"):
         verdict = verdict_of(lab_workspace.runs(node)[0])

@@ -360,12 +360,16 @@ def test_overlay_points_the_checks_at_the_node_tree(cfg: LabConfig, lab) -> None
     path = overlay_path(cfg, "pve2")
     assert path == cfg.lab_dir / "overlay" / "pve2.yaml"
     nd = cfg.lab_dir / "nodes" / "pve2"
-    assert yaml.safe_load(path.read_text()) == {
+    overlay = yaml.safe_load(path.read_text())
+    assert {k: overlay[k] for k in ("host", "ssh", "paths")} == {
         "host": "pve2",
         "ssh": {"config_file": str(cfg.lab_dir / "ssh_config")},
         "paths": {"sysfs": str(nd / "sys"), "procfs": str(nd / "proc"), "firmware": str(nd / "firmware"),
                   "kernel_log": str(nd / "kernel.log")},
     }
+    # what the lab tells the checks about its own hardware: the mesh links and the loop drive
+    assert {link["peer"] for link in overlay["checks"]["network"]["links"]} == {"pve1", "pve3"}
+    assert overlay["checks"]["storage"]["drives"][0]["serial"].startswith("QLAB-")
     assert overlay_path(cfg, "pve9") is None
     cp = _ssh(lab, "pve2", f"grep -c ^processor {nd / 'proc/cpuinfo'}")
     assert cp.stdout.strip() == "16"

@@ -28,6 +28,8 @@ from qualify.lab import cgroup, loopdev, netns, procs, sshd
 from qualify.lab._cmd import require_root, require_tools
 from qualify.lab.overlay import overlay_content, write_overlay
 from qualify.lab.tree import NodeSpec, build_node_tree
+from qualify.lab.thermal_model import start_model, stop_model
+from qualify.storage.lab_drive import prepare_lab_drive
 
 DEFAULT_LAB_DIR = "/run/qualify-lab"
 MARKER = ".qualify-lab"  # lab_down deletes a lab_dir only when this marker says it is ours
@@ -305,7 +307,7 @@ def lab_up(cfg: LabConfig, spec: NodeSpec | None = None) -> LabState:
             _down(cfg)
         _check_subnet_free(cfg)
         try:
-            return _build(cfg, spec or NodeSpec())
+            return _build(cfg, spec or NodeSpec(sensors=True))
         except BaseException as exc:
             # Never leave a half-built lab: remove what was made, then report the original failure.
             try:
@@ -365,6 +367,8 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
         nd = cfg.node_dir(node)
         nd.mkdir(parents=True, exist_ok=True)
         build_node_tree(nd, spec)
+        if spec.sensors:
+            start_model(nd)  # drives the tree's temperatures, clocks and throttle counters
 
         backing = cfg.backing_file(node)
         loopdev.make_backing_file(backing, cfg.disk_mib)
@@ -387,7 +391,10 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
             cgroup.add_pid(cg, pid)
 
         overlay = cfg.overlay(node)
-        write_overlay(overlay, overlay_content(d / "ssh_config", node, nd))
+        peers = [(ln.b, ln.dev_a, ln.addr_b.split("/")[0]) if ln.a == node else
+                 (ln.a, ln.dev_b, ln.addr_a.split("/")[0]) for ln in links if node in (ln.a, ln.b)]
+        write_overlay(overlay, overlay_content(d / "ssh_config", node, nd, peers,
+                                               drive=prepare_lab_drive(node, backing)))
         nodes[node] = NodeState(
             name=node, netns=cfg.netns(node), mgmt_ip=cfg.mgmt_ip(node), sshd_pid=pid,
             sshd_config=cfg.sshd_config(node), loop_device=device, backing_file=backing, cgroup=cg,
@@ -449,6 +456,7 @@ def _down(cfg: LabConfig) -> None:
             for path, kind in paths:
                 attempt(f"thawing cgroup {path}", cgroup.thaw, path, kind)
 
+            attempt(f"stopping the thermal model of {node}", stop_model, c.node_dir(node))
             victims: list[int] = []
             pid = sshd.read_pid(c.pidfile(node))
             ns_inode = netns.netns_inode(c.netns(node))

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from qualify.errors import LabError
 from qualify.lab._cmd import run
 
 NETNS_DIR = Path("/run/netns")
@@ -58,7 +59,10 @@ def link_names(netns: str | None = None) -> list[str]:
 
 
 def link_del(name: str) -> None:
-    run(["ip", "link", "del", "dev", name])
+    """Delete a link; one that vanished meanwhile (its peer's namespace was just deleted) is fine."""
+    cp = run(["ip", "link", "del", "dev", name], check=False)
+    if cp.returncode != 0 and "Cannot find device" not in cp.stderr:
+        raise LabError(f"`ip link del dev {name}` failed (exit {cp.returncode}): {cp.stderr.strip()}")
 
 
 def bridge_create(name: str, cidr: str) -> None:

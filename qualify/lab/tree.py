@@ -93,6 +93,8 @@ class NodeSpec:
     cache_kb: int = 24576
     mhz: float = 2700.0
     boot_id: str | None = None        # None = a fresh random one
+    sensors: bool = False             # hwmon, thermal zones, cpufreq, RAPL, throttle counters (the lab's nodes)
+    uptime_s: float = 43200.0         # proc/uptime (the seed's board froze about 12 h after boot)
 
     def __post_init__(self) -> None:
         if not 0 < self.cores <= self.cpus <= 2 * self.cores:
@@ -264,6 +266,7 @@ def build_node_tree(root: Path, spec: NodeSpec | None = None) -> None:
     _write(proc / "version", _linux_version(spec) + "\n")
     _write(proc / "sys/kernel/osrelease", spec.kernel_release + "\n")
     _write(proc / "sys/kernel/random/boot_id", (spec.boot_id or str(uuid.uuid4())) + "\n")
+    _write(proc / "uptime", f"{spec.uptime_s:.2f} {spec.uptime_s * spec.cpus * 0.9:.2f}\n")
 
     cpu_dir = sys / "devices/system/cpu"
     span = f"0-{spec.cpus - 1}" if spec.cpus > 1 else "0"
@@ -294,3 +297,7 @@ def build_node_tree(root: Path, spec: NodeSpec | None = None) -> None:
             _write(fw_dir / "intel-ucode" / spec.ucode_name, blob)
 
     _write(root / "kernel.log", _kernel_log(spec))
+    if spec.sensors:
+        from qualify.lab import thermal_model  # the model owns the layout of the files it drives
+
+        thermal_model.write_sensor_files(sys, spec)

@@ -15,6 +15,9 @@ TOOL_PACKAGES: dict[str, str] = {
     "dmesg": "util-linux",
     "journalctl": "systemd",
     "ip": "iproute2",
+    "tc": "iproute2",
+    "nft": "nftables",
+    "python3": "python3-minimal",
     "losetup": "util-linux",
     "unshare": "util-linux",
     "nsenter": "util-linux",
@@ -33,7 +36,7 @@ TOOL_PACKAGES: dict[str, str] = {
 # What `qualify prepare` installs on a node: everything the checks may run.
 NODE_PACKAGES: tuple[str, ...] = (
     "fio", "iperf3", "stress-ng", "smartmontools", "nvme-cli", "ethtool", "pciutils",
-    "dmidecode", "util-linux", "iproute2", "iputils-ping", "coreutils",
+    "dmidecode", "util-linux", "iproute2", "iputils-ping", "coreutils", "python3-minimal",
 )
 
 

@@ -73,8 +73,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         shows_section = (call.when == "call") or (call.when == "setup" and report.failed)
         if shows_section:
             run_dir = Path(item.config.getoption("replay_run"))
-            report.extras = [extras.html(render_template("check.html.j2", check=item.check))] + [
-                extras.png(image, name=title) for title, image in check_images(run_dir, item.check)]
+            # plots inline at full width: pytest-html's media carousel would show them as thumbnails
+            report.extras = [extras.html(render_template("check.html.j2", check=item.check,
+                                                         images=check_images(run_dir, item.check)))]
     return report
 
 
@@ -94,6 +95,10 @@ def pytest_html_results_table_header(cells: list) -> None:
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list) -> None:
     check = getattr(report, "qualify_check", None)
     cells.insert(2, render_template("why_cell.html.j2", reasons=(check or {}).get("reasons", [])))
+
+
+def pytest_html_results_table_html(report: pytest.TestReport, data: list) -> None:
+    data.clear()  # a replayed check has no captured log; its section says everything
 
 
 def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
