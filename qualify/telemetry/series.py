@@ -1,0 +1,146 @@
+"""Stored telemetry as time series: what the thermal check, its plots and the comparison read.
+
+Series names are `<kind>:<source>`: temp:coretemp/Package id 0, temp:nvme/Composite, zone:acpitz,
+fan:nct6798/fan1, power:amdgpu/power1, rapl:package-0, freq:cpu3, throttle:core4,
+throttle:package0, util:cpu, load:1m. Times are seconds from the first sample (node clock).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qualify.store import read_samples
+from qualify.telemetry.stream import STREAM
+
+# The sensor that stands for "the CPU package", best first.
+_PACKAGE_PATTERNS = (r"temp:coretemp[^/]*/Package id \d+", r"temp:k10temp[^/]*/Tctl", r"temp:k10temp[^/]*/Tdie",
+                     r"zone:x86_pkg_temp.*", r"temp:zenpower[^/]*/Tdie", r"temp:cpu_thermal.*")
+_CORE_PATTERN = re.compile(r"temp:(coretemp[^/]*/Core \d+|k10temp[^/]*/Tccd\d+)")
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Columns of one run's samples: times and one array per series (NaN where not read)."""
+
+    t: np.ndarray
+    values: dict[str, np.ndarray]
+    units: dict[str, str]
+    gaps: list[tuple[float, float]]      # (start, seconds) on the same time axis
+    epoch: float                        # node time of the first sample
+    clock_offset: float = 0.0           # controller clock minus node clock (median, incl. latency)
+
+    def axis(self, controller_time: float) -> float:
+        """A controller timestamp (time.time()) on this time axis."""
+        return controller_time - self.clock_offset - self.epoch
+
+    def names(self, kind: str) -> list[str]:
+        return [n for n in self.values if n.startswith(kind + ":")]
+
+    def package_temps(self) -> list[str]:
+        """The CPU package sensor(s); the cores or thermal zones when there is none."""
+        for pattern in _PACKAGE_PATTERNS:
+            found = [n for n in self.values if re.fullmatch(pattern, n)]
+            if found:
+                return found
+        return self.core_temps() or self.names("zone")
+
+    def core_temps(self) -> list[str]:
+        return [n for n in self.values if _CORE_PATTERN.fullmatch(n)]
+
+    def package_power(self) -> list[str]:
+        return [n for n in self.names("rapl") if "/" not in n] or self.names("power")
+
+    def combined(self, names: list[str], how: str = "max") -> np.ndarray:
+        """Per sample: min, max, mean or sum over `names` (NaN where none was read)."""
+        if not names:
+            return np.full(len(self.t), np.nan)
+        stack = np.vstack([self.values[n] for n in names])
+        read = ~np.isnan(stack).all(axis=0)
+        out = np.full(len(self.t), np.nan)
+        with np.errstate(all="ignore"):
+            reduce = {"min": np.nanmin, "max": np.nanmax, "sum": np.nansum, "mean": np.nanmean}[how]
+            out[read] = reduce(stack[:, read], axis=0)
+        return out
+
+    def throttle_events(self) -> np.ndarray:
+        """Per sample: throttle events (all counters) since the previous reading."""
+        events = np.zeros(len(self.t))
+        for name in self.names("throttle"):
+            column = self.values[name]
+            read = np.flatnonzero(~np.isnan(column))
+            if len(read) > 1:
+                rises = np.diff(column[read])
+                events[read[1:]] += np.where(rises > 0, rises, 0)  # a counter reset is not an event
+        return events
+
+
+def load_telemetry(run_dir: Path, stream: str = STREAM) -> Telemetry:
+    return telemetry_from_records(read_samples(run_dir, stream))
+
+
+def telemetry_from_records(records: list[dict[str, Any]]) -> Telemetry:
+    units: dict[str, str] = {}
+    samples = []
+    for record in records:
+        if "series" in record:
+            units.update(record["series"])
+        elif "t" in record and isinstance(record.get("v"), dict):
+            samples.append(record)
+    epoch = samples[0]["t"] if samples else 0.0
+    names = list(units) + sorted({k for s in samples for k in s["v"]} - set(units))
+    matrix = _matrix(samples, tuple(names))
+    values = {n: matrix[:, i] for i, n in enumerate(names)}
+    t = np.array([s["t"] - epoch for s in samples], dtype=float)
+    gaps = [(s["t"] - epoch - s["gap_s"], s["gap_s"]) for s in samples if s.get("gap_s")]
+    delays = sorted(s["rx"] - s["t"] for s in samples if "rx" in s)
+    return Telemetry(t=t, values=values, units={n: units.get(n, "") for n in names}, gaps=gaps, epoch=epoch,
+                     clock_offset=delays[len(delays) // 2] if delays else 0.0)
+
+
+def _matrix(samples: list[dict[str, Any]], names: tuple[str, ...]) -> np.ndarray:
+    """One row per sample, one column per series. Fast path: a sample with every series in header
+    order (the usual case, 72 h x 50 series in seconds); otherwise looked up name by name."""
+    nan = float("nan")
+    rows = [list(v.values()) if tuple(v) == names else [v.get(n, nan) for n in names]
+            for v in (s["v"] for s in samples)]
+    try:
+        return np.array(rows, dtype=float).reshape(len(samples), len(names))
+    except (TypeError, ValueError):  # a hand-edited or foreign value: keep the numbers, drop the rest
+        return np.array([[x if isinstance(x, (int, float)) else nan for x in row] for row in rows],
+                        dtype=float).reshape(len(samples), len(names))
+
+
+def window(t: np.ndarray, start: float, end: float) -> np.ndarray:
+    """Mask of the samples with start <= t < end."""
+    return (t >= start) & (t < end)
+
+
+def slope_per_minute(t: np.ndarray, values: np.ndarray) -> float | None:
+    """Least-squares slope in units per minute (None with fewer than 3 readings)."""
+    read = ~np.isnan(values)
+    if read.sum() < 3 or np.ptp(t[read]) == 0:
+        return None
+    return float(60.0 * np.polyfit(t[read], values[read], 1)[0])
+
+
+def envelope(t: np.ndarray, values: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                         np.ndarray]:
+    """(bucket centre, min, mean, max) over at most `buckets` equal time buckets: a 72 h series plots
+    as a few thousand points while every peak survives in the max line."""
+    read = ~np.isnan(values)
+    t, values = t[read], values[read]
+    if len(t) == 0:
+        empty = np.array([])
+        return empty, empty, empty, empty
+    width = (t[-1] - t[0]) / buckets or 1.0
+    index = np.minimum(((t - t[0]) / width).astype(int), buckets - 1)
+    starts = np.flatnonzero(np.r_[True, np.diff(index) != 0])  # t is sorted: buckets are runs
+    counts = np.diff(np.r_[starts, len(values)])
+    centres = t[0] + (index[starts] + 0.5) * width
+    return (centres, np.minimum.reduceat(values, starts), np.add.reduceat(values, starts) / counts,
+            np.maximum.reduceat(values, starts))
