@@ -1,0 +1,97 @@
+"""Real loop devices for the storage tests: made with a marker serial, always detached again.
+
+Each device's backing file lives in the test's tmp folder; whatever a test stacked on it (mounts,
+LVM volume groups) is taken down by the test before `loop_devices` detaches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from qualify.findings import Findings
+from qualify.node import LocalNode
+from qualify.profile import Profile
+from qualify.storage import mark_loop_backing_file
+from qualify.store import RunStore
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check)
+
+
+class LoopDevices:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.attached: list[tuple[str, Path]] = []
+
+    def make(self, serial: str | None, size_mib: int = 64, fill: bool = True, name: str | None = None) -> str:
+        """A loop device over a new file (filled with a pattern so checksums mean something)."""
+        backing = self.folder / (name or f"drive{len(self.attached)}.img")
+        backing.parent.mkdir(parents=True, exist_ok=True)
+        with open(backing, "wb") as f:
+            if fill:
+                block = hashlib.sha256(str(backing).encode()).digest() * (1 << 15)  # 1 MiB of pattern
+                for _ in range(size_mib):
+                    f.write(block)
+            else:
+                f.truncate(size_mib << 20)
+        if serial is not None:
+            mark_loop_backing_file(backing, serial)
+        device = sh("losetup", "--find", "--show", "--partscan", str(backing)).stdout.strip()
+        self.attached.append((device, backing))
+        return device
+
+    def detach_all(self) -> None:
+        for device, backing in self.attached:
+            sh("losetup", "-d", device, check=False)
+        self.attached.clear()
+
+
+@contextmanager
+def loop_devices(folder: Path) -> Iterator[LoopDevices]:
+    if os.geteuid() != 0:
+        pytest.skip("loop devices need root")
+    loops = LoopDevices(folder)
+    try:
+        yield loops
+    finally:
+        loops.detach_all()
+
+
+def checksum(device: str) -> str:
+    digest = hashlib.sha256()
+    with open(device, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def local_node(**storage: object) -> LocalNode:
+    profile = Profile.model_validate({"host": "localhost", "checks": {"storage": storage}})
+    node = LocalNode("testnode", profile)
+    node.open()
+    return node
+
+
+# ext4 without lazy initialisation: a mounted filesystem must not keep writing its inode tables in
+# the background, or a checksum would change without qualify writing anything.
+MKFS_EXT4 = ("mkfs.ext4", "-q", "-E", "lazy_itable_init=0,lazy_journal_init=0")
+
+
+def run_storage_check(check: Callable[..., None], tmp_path: Path, **storage: object) -> tuple[Findings, Path]:
+    """Run a storage check function on this machine with `storage` as checks.storage; its findings and run dir."""
+    node = local_node(**storage)
+    store = RunStore.create("testnode", tmp_path / "reports")
+    findings = Findings(check.__name__.removeprefix("check_"))
+    try:
+        check(node, node.profile, findings, store)
+    finally:
+        store.close()
+    return findings, store.run_dir

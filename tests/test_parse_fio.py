@@ -1,0 +1,82 @@
+"""fio JSON/json+: every corpus file (noise line, fio 3.1 duplicate keys, gtod_reduce, 2 jobs, bins), bad output."""
+
+from __future__ import annotations
+
+import pytest
+from corpus import corpus_path
+
+from qualify.errors import ParseError
+from qualify.parsers.fio import parse_fio_json
+
+# name -> (version, [(job, direction, iops, bandwidth B/s, p99 ns or None, histogram bins)])
+EXPECTED = {
+    "fio-3.1-randwrite-4k-qd1-sata-ssd-raid-ctrl.json":
+        ("fio-3.1", [("random-read", "write", 7428.909518, 29715 * 1024, 5079040, 0)]),
+    "fio-3.20-2jobs-randread-randwrite-4k-qd64-rbd-kubestr.json":
+        ("fio-3.20", [("read_iops", "read", 982.05078, 4039322, None, 0),
+                      ("write_iops", "write", 390.525218, 1616406, None, 0)]),
+    "fio-3.28-randrw-75-25-4k-qd64-gtod_reduce.json":
+        ("fio-3.28", [("test", "read", 170075.741182, 696630235, None, 0),
+                      ("test", "write", 56839.645098, 232815186, None, 0)]),
+    "fio-3.33-write-4k-falloc-xfs-hdd-with-leading-note-line.txt":
+        ("fio-3.33", [("task_0", "write", 476118.226321, 1950180255, 2256, 0)]),
+    "fio-3.39-jsonplus-randwrite-1k-qd8-posixaio-macos-clat-bins.json":
+        ("fio-3.39", [("/Users/alexander/CrystalDiskMark/CrystalDiskMark195681fd01a/CrystalDiskMark195681fd01a.tmp",
+                       "write", 19621.556886, 20092474, 3489792, 434)]),
+}
+FILES = sorted(path.name for path in corpus_path("fio").iterdir())
+
+
+def test_every_corpus_file_has_an_expectation():
+    assert set(FILES) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_corpus_file(name):
+    result = parse_fio_json(corpus_path("fio", name).read_text())
+    version, directions = EXPECTED[name]
+    assert result.version == version
+    seen = [(job, direction) for job in result.jobs for direction in ("read", "write")
+            if getattr(job, direction).total_ios]
+    assert [(job.name, direction) for job, direction in seen] == [d[:2] for d in directions]
+    for (job, direction), (_, _, iops, bandwidth, p99, bins) in zip(seen, directions):
+        measured = getattr(job, direction)
+        assert measured.iops == pytest.approx(iops) and measured.bandwidth_bytes_s == bandwidth
+        latency = measured.completion_latency
+        assert (latency.percentile(99.0) if latency else None) == p99
+        assert (len(latency.histogram_ns) if latency else 0) == bins
+        assert job.error == 0
+
+
+def test_fio_3_1_duplicate_zero_keys_are_dropped_not_kept_as_percentile_0():
+    job = parse_fio_json(corpus_path("fio", "fio-3.1-randwrite-4k-qd1-sata-ssd-raid-ctrl.json").read_text()).jobs[0]
+    percentiles = job.write.completion_latency.percentiles_ns
+    assert 0.0 not in percentiles and len(percentiles) == 17 and percentiles[99.99] > percentiles[50.0]
+
+
+def test_json_plus_histogram_counts_every_io():
+    name = "fio-3.39-jsonplus-randwrite-1k-qd8-posixaio-macos-clat-bins.json"
+    write = parse_fio_json(corpus_path("fio", name).read_text()).jobs[0].write
+    assert sum(write.completion_latency.histogram_ns.values()) == write.total_ios == 16384
+
+
+def test_global_options_kept():
+    name = "fio-3.20-2jobs-randread-randwrite-4k-qd64-rbd-kubestr.json"
+    assert parse_fio_json(corpus_path("fio", name).read_text()).global_options["gtod_reduce"] == "1"
+
+
+def test_trailing_error_line_after_the_document_is_ignored():
+    text = corpus_path("fio", "fio-3.28-randrw-75-25-4k-qd64-gtod_reduce.json").read_text()
+    assert parse_fio_json(text + "fio: pid=123, got signal=15\n").jobs[0].name == "test"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("fio: failed parsing ioengine=io_uring\n", "no JSON document"),
+    ('{\n  "fio version" : "fio-3.33",\n  "jobs" : [ {"jobname": "x", ', "cut short"),
+    ('{\n "fio version": "fio-3.33"}\n', "'jobs'"),
+    ('{\n "jobs": [{"jobname": "x"}]}\n', "lacks"),
+])
+def test_bad_output_names_fio_and_the_start(text, problem):
+    with pytest.raises(ParseError, match="fio") as err:
+        parse_fio_json(text)
+    assert problem in str(err.value)

@@ -1,0 +1,176 @@
+"""The guard against data loss, on real loop devices: every refusal, and the data unchanged afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from storage_loop import MKFS_EXT4, checksum, local_node, loop_devices, sh
+
+from qualify.parsers.wipefs import parse_wipefs_json
+from qualify.profile import StorageDrive
+from qualify.storage import guard
+from qualify.storage import DriveNotFound, WriteRefused, block_devices, checked_for_writing, resolve_drive
+from qualify.storage.identity import normalize_wwn
+
+KEY = "checks.storage.drives[0]"
+
+
+@pytest.fixture
+def loops(tmp_path):
+    with loop_devices(tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+def serial(request):
+    return f"QLAB-t{os.getpid()}-{request.node.name[:40]}"
+
+
+def drive(serial: str, **flags: bool) -> StorageDrive:
+    return StorageDrive(serial=serial, **flags)
+
+
+def refused_rules(device_serial: str, **flags: bool) -> list[str]:
+    with pytest.raises(WriteRefused) as refused:
+        checked_for_writing(local_node(), drive(device_serial, **flags), KEY)
+    return [r.rule for r in refused.value.refusals]
+
+
+def test_blank_allowed_drive_may_be_written(loops, serial):
+    device = loops.make(serial, fill=False)
+    assert checked_for_writing(local_node(), drive(serial, allow_destroy=True), KEY).path == device
+
+
+def test_without_allow_destroy_nothing_is_written(loops, serial):
+    device = loops.make(serial)
+    before = checksum(device)
+    with pytest.raises(WriteRefused) as refused:
+        checked_for_writing(local_node(), drive(serial), KEY)
+    assert f"[allow_destroy] the profile does not allow destroying this drive's data - to allow it: set " \
+           f"{KEY}.allow_destroy: true" in str(refused.value)
+    assert checksum(device) == before
+
+
+def test_ext4_signature_refused_unless_wipe(loops, serial):
+    device = loops.make(serial)
+    sh(*MKFS_EXT4, device)
+    before = checksum(device)
+    assert refused_rules(serial, allow_destroy=True) == ["signature"]
+    assert checksum(device) == before
+    # wipe: true erases the signature and lets the write go ahead
+    checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+    assert parse_wipefs_json(sh("wipefs", "--no-act", "--json", device).stdout) == []
+
+
+def test_mounted_refused_even_with_wipe(loops, serial, tmp_path):
+    device = loops.make(serial)
+    sh(*MKFS_EXT4, device)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    sh("mount", device, str(mountpoint))
+    (mountpoint / "precious").write_text("data")
+    sh("umount", str(mountpoint))
+    # mounted again read-only, so that ext4's own background writes cannot change the checksum
+    sh("mount", "-o", "ro", device, str(mountpoint))
+    try:
+        before = checksum(device)
+        rules = refused_rules(serial, allow_destroy=True, wipe=True)
+        assert rules == ["mounted"], rules
+        assert checksum(device) == before
+        assert (mountpoint / "precious").read_text() == "data"
+    finally:
+        sh("umount", str(mountpoint))
+
+
+def test_partition_table_refused_and_partition_mount_seen(loops, serial, tmp_path):
+    device = loops.make(serial)
+    subprocess.run(["sfdisk", "--quiet", device], input="label: dos\n,32M,L\n,,L\n", text=True, check=True,
+                   capture_output=True)
+    sh("partx", "--update", device, check=False)
+    before = checksum(device)
+    assert refused_rules(serial, allow_destroy=True) == ["partition_table"]
+    sh(*MKFS_EXT4, f"{device}p1")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    sh("mount", "-o", "ro", f"{device}p1", str(mountpoint))
+    try:
+        before = checksum(device)
+        with pytest.raises(WriteRefused) as refused:
+            checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+        assert f"mounted: {device.removeprefix('/dev/')}p1 on {mountpoint}" in str(refused.value)
+        assert checksum(device) == before
+    finally:
+        sh("umount", str(mountpoint))
+
+
+def test_lvm_physical_volume_refused(loops, serial):
+    if sh("which", "pvcreate", check=False).returncode:
+        pytest.skip("lvm2 is not installed (apt-get install lvm2)")
+    device = loops.make(serial)
+    only_this = f'devices {{ filter=["a|^{device}$|","r|.*|"] use_devicesfile=0 }}'
+    sh("pvcreate", "-q", "--config", only_this, device)
+    try:
+        before = checksum(device)
+        with pytest.raises(WriteRefused, match=r"\[signature\] carries LVM2_member signature"):
+            checked_for_writing(local_node(), drive(serial, allow_destroy=True), KEY)
+        assert checksum(device) == before
+    finally:
+        sh("pvremove", "-q", "-f", "--config", only_this, device, check=False)
+
+
+def test_holders_refused_even_with_wipe(loops, serial, tmp_path, monkeypatch):
+    """Holders as the kernel lists them (this test kernel has no device-mapper to stack a real one)."""
+    device = loops.make(serial)
+    name = device.removeprefix("/dev/")
+    fake = tmp_path / "sys-block" / name
+    (fake / "holders" / "dm-3").mkdir(parents=True)  # a volume group's logical volume
+    (fake / "dev").write_text(Path(f"/sys/block/{name}/dev").read_text())
+    (fake / f"{name}p1" / "holders" / "md127").mkdir(parents=True)  # a RAID member partition
+    (fake / f"{name}p1" / "partition").write_text("1\n")
+    (fake / f"{name}p1" / "dev").write_text("259:99\n")
+    monkeypatch.setattr(guard, "SYS_BLOCK", str(tmp_path / "sys-block"))
+    before = checksum(device)
+    with pytest.raises(WriteRefused) as refused:
+        checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+    assert [r.rule for r in refused.value.refusals] == ["holders"]
+    assert f"in use by dm-3, md127 (on {name}p1)" in str(refused.value)
+    assert checksum(device) == before
+
+
+def test_exclusively_opened_device_is_busy(loops, serial):
+    device = loops.make(serial, fill=False)
+    held = os.open(device, os.O_RDONLY | os.O_EXCL)
+    try:
+        assert refused_rules(serial, allow_destroy=True) == ["busy"]
+    finally:
+        os.close(held)
+
+
+def test_unknown_serial_resolves_to_nothing(loops, serial):
+    loops.make(serial, fill=False)
+    with pytest.raises(DriveNotFound, match=f"no block device has serial {serial}X") as err:
+        resolve_drive(local_node(), drive(serial + "X"))
+    assert serial in str(err.value)  # lists what is there
+
+
+def test_same_serial_twice_refuses_to_guess(loops, serial):
+    first, second = loops.make(serial, fill=False), loops.make(serial, fill=False)
+    with pytest.raises(DriveNotFound, match="matches 2 devices") as err:
+        resolve_drive(local_node(), drive(serial))
+    assert first in str(err.value) and second in str(err.value)
+
+
+def test_loop_without_marker_or_with_a_foreign_serial_has_none(loops, tmp_path):
+    plain = loops.make(None, fill=False)
+    foreign = loops.make(None, fill=False)
+    (tmp_path / "drive1.img.qualify-serial").write_text("S4EVNX0R123456\n")  # looks like a real serial
+    serials = {d.path: d.serial for d in block_devices(local_node())}
+    assert serials[plain] is None and serials[foreign] is None
+
+
+def test_wwn_spellings_agree():
+    assert normalize_wwn("0x5002538E4097D3F1") == normalize_wwn("wwn-0x5002538e4097d3f1") == "5002538e4097d3f1"
+    assert normalize_wwn("eui.0025388b91b2f9c1") == "0025388b91b2f9c1"
