@@ -1,12 +1,18 @@
-"""ethtool text output: every corpus file (except `ethtool -m` dumps), and cut-short or garbage outputs."""
+"""ethtool text output: every corpus file (link settings, driver info, `-S` counters, `-m` module dumps),
+this machine's ethtool on a veth, and cut-short or garbage outputs."""
 
 from __future__ import annotations
+
+import math
+import os
+import subprocess
 
 import pytest
 from corpus import corpus_path
 
 from qualify.errors import ParseError
-from qualify.parsers.ethtool import DriverInfo, LinkSettings, parse_ethtool_driver_info, parse_ethtool_link
+from qualify.parsers.ethtool import (DriverInfo, LinkSettings, Thresholds, milliwatt_to_dbm, parse_ethtool_driver_info,
+                                     parse_ethtool_link, parse_ethtool_module, parse_ethtool_statistics)
 
 ALL_SUPPORTS = {"statistics": True, "test": True, "eeprom-access": True, "register-dump": True, "priv-flags": True}
 ATLANTIC_MODES = ["10baseT/Full", "100baseT/Full", "1000baseT/Full", "10000baseT/Full", "2500baseT/Full",
@@ -121,3 +127,111 @@ def test_driver_info_garbage(text, problem):
     with pytest.raises(ParseError) as caught:
         parse_ethtool_driver_info(text, source="ethtool -i eth0")
     assert problem in caught.value.problem
+
+
+# ---------------------------------------------------------------- ethtool -S
+
+def test_statistics_after_driver_info_in_the_same_capture():
+    stats = parse_ethtool_statistics(corpus_path("ethtool", "ixgbe-x520-da2-i-and-S-head.txt").read_text())
+    assert len(stats.counters) == 47
+    assert (stats.counters["tx_pkts_nic"], stats.counters["lsc_int"], stats.counters["alloc_rx_page"]) == (160006, 36, 2044)
+    assert stats.counters["rx_crc_errors"] == 0 and stats.counters["rx_no_dma_resources"] == 0
+
+
+def test_statistics_names_with_dots_brackets_and_spaces():
+    text = "NIC statistics:\n     port.rx_bytes: 12\n     [0]: rx_packets: 7\n     rx_queue_0_drops: 3\n"
+    assert parse_ethtool_statistics(text).counters == {"port.rx_bytes": 12, "[0]: rx_packets": 7, "rx_queue_0_drops": 3}
+
+
+def test_statistics_of_a_real_veth_here():
+    netns = f"qt6st-{os.getpid()}"  # a namespace of the test's own: nothing appears in the root one
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "add", "name", "v0", "type", "veth", "peer", "name", "v1"],
+                       check=True)
+        text = subprocess.run(["ip", "netns", "exec", netns, "ethtool", "-S", "v0"], capture_output=True, text=True,
+                              check=True).stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=True)
+    assert "rx_queue_0_drops" in parse_ethtool_statistics(text).counters
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "no 'NIC statistics:' line"),
+    ("no stats available\n", "no 'NIC statistics:' line"),
+    ("NIC statistics:\n     a: 1\nNIC statistics:\n     a: 2\n", "two 'NIC statistics:' blocks"),
+])
+def test_statistics_garbage(text, problem):
+    with pytest.raises(ParseError, match=problem):
+        parse_ethtool_statistics(text)
+
+
+# ---------------------------------------------------------------- ethtool -m
+
+MODULE_FILES = sorted(path.name for path in corpus_path("ethtool").iterdir() if path.name.startswith("m-"))
+
+
+def test_every_module_dump_parses():
+    assert MODULE_FILES == ["m-sfp-10gsr85-dom-zero-readings-inf-dbm.txt", "m-sfp-10gsr85-fs-module-dom-i40e.txt"]
+    for name in MODULE_FILES:
+        module = parse_ethtool_module(corpus_path("ethtool", name).read_text())
+        assert (module.vendor, module.part_number, module.identifier) == ("FS", "SFP-10GSR-85", "0x03 (SFP)")
+        assert module.wavelength_nm == 850 and module.diagnostics is True
+        assert module.transceiver_types[0] == "10G Ethernet: 10G Base-SR" and len(module.transceiver_types) == 4
+
+
+def test_module_with_dom_readings_and_its_own_thresholds():
+    module = parse_ethtool_module(corpus_path("ethtool", "m-sfp-10gsr85-fs-module-dom-i40e.txt").read_text())
+    assert module.serial == "F2020533679" and module.flags_on == ()
+    assert module.readings == {"bias_ma": (6.09,), "tx_power_mw": (0.6367,), "rx_power_mw": (0.6486,),
+                               "temperature_c": (39.18,), "voltage_v": (3.3544,)}
+    assert module.thresholds["rx_power_mw"] == Thresholds(1.5849, 0.0389, 1.0, 0.0617)
+    assert module.thresholds["temperature_c"] == Thresholds(80.0, -10.0, 70.0, 0.0)
+    assert all(limits.consistent for limits in module.thresholds.values())
+
+
+def test_all_zero_module_with_minus_inf_dbm_and_nonsense_thresholds():
+    module = parse_ethtool_module(corpus_path("ethtool", "m-sfp-10gsr85-dom-zero-readings-inf-dbm.txt").read_text())
+    assert set(module.readings.values()) == {(0.0,)}
+    assert module.thresholds["rx_power_mw"].high_warning == 0.0  # "0.0000 mW / -inf dBm"
+    assert not module.thresholds["temperature_c"].consistent  # low alarm 7.06 above high alarm 3.02
+    assert milliwatt_to_dbm(0.0) == -math.inf and milliwatt_to_dbm(0.6486) == pytest.approx(-1.88, abs=0.01)
+
+
+QSFP = """\tIdentifier                                : 0x11 (QSFP28)
+\tVendor name                               : Mellanox
+\tVendor PN                                 : MMA1B00-C100D
+\tLaser tx bias current (Channel 1)         : 6.750 mA
+\tLaser tx bias current (Channel 2)         : 6.500 mA
+\tTransmit avg optical power (Channel 1)    : 0.9000 mW / -0.46 dBm
+\tRcvr signal avg optical power(Channel 1)  : 0.0300 mW / -15.23 dBm
+\tRcvr signal avg optical power(Channel 2)  : 0.8000 mW / -0.97 dBm
+\tModule temperature                        : 45.00 degrees C / 113.00 degrees F
+\tLaser rx power low alarm threshold        : 0.0400 mW / -13.98 dBm
+\tLaser rx power low alarm   (Chan 1)       : On
+\tLaser rx power low alarm   (Chan 2)       : Off
+"""
+
+
+def test_qsfp_lanes_and_raised_flags():
+    module = parse_ethtool_module(QSFP)
+    assert module.readings["bias_ma"] == (6.75, 6.5) and module.readings["rx_power_mw"] == (0.03, 0.8)
+    assert module.diagnostics is None and module.thresholds["rx_power_mw"].low_alarm == 0.04
+    assert module.flags_on == ("Laser rx power low alarm   (Chan 1)",)
+
+
+def test_module_without_diagnostics():
+    module = parse_ethtool_module("\tIdentifier : 0x03 (SFP)\n\tVendor name : OEM\n"
+                                  "\tOptical diagnostics support : No\n")
+    assert (module.vendor, module.diagnostics, module.readings, module.thresholds) == ("OEM", False, {}, {})
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "no 'Identifier' line"),
+    ("netlink error: Operation not supported\n", "no 'Identifier' line"),
+    ("\tIdentifier : 0x03 (SFP)\n\tModule temperature : hot\n", "'hot': expected a value in degrees C"),
+])
+def test_module_garbage(text, problem):
+    with pytest.raises(ParseError, match=problem) as caught:
+        parse_ethtool_module(text)
+    assert "ethtool -m" in str(caught.value)

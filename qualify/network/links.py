@@ -1,0 +1,56 @@
+"""The node's links as the profile names them: the interface checked to exist, its negotiated
+link settings, and a connection to the peer node at the other end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qualify.errors import NodeUnreachable, QualifyError
+from qualify.node import Node, connect
+from qualify.parsers.ethtool import LinkSettings, parse_ethtool_link
+from qualify.parsers.iproute import Link, parse_ip_link
+from qualify.plugin import resolve_profile
+from qualify.profile import NetworkLink
+
+
+@dataclass(frozen=True)
+class Expectation:
+    bits_per_second: float
+    basis: str  # what it comes from, for the reasons: "the profile's expected rate", "the negotiated ..."
+
+
+def node_interfaces(node: Node) -> dict[str, Link]:
+    return {link.name: link for link in parse_ip_link(node.run(["ip", "-j", "-d", "link", "show"]).stdout)}
+
+
+def require_interface(node: Node, link: NetworkLink, index: int, interfaces: dict[str, Link]) -> Link:
+    """The interface the profile names; a QualifyError naming the key and the node's interfaces otherwise."""
+    if link.interface in interfaces:
+        return interfaces[link.interface]
+    present = ", ".join(sorted(interfaces)) or "none"
+    raise QualifyError(f"checks.network.links[{index}].interface: {node.name} has no interface "
+                       f"'{link.interface}' (it has: {present}); fix the profile")
+
+
+def link_settings(node: Node, interface: str) -> LinkSettings | None:
+    """`ethtool IFACE`; None when ethtool cannot tell (no such ioctl for the device)."""
+    result = node.run(["ethtool", interface], check=False)
+    return parse_ethtool_link(result.stdout, f"{node.name}: ethtool {interface}") if result.returncode == 0 else None
+
+
+def expectation(link: NetworkLink, settings: LinkSettings | None) -> Expectation | None:
+    if link.expected_rate is not None:
+        return Expectation(link.expected_rate, "the profile's expected rate")
+    if settings is not None and settings.speed_mbps:
+        return Expectation(settings.speed_mbps * 1e6, f"the negotiated speed of {link.interface}")
+    return None
+
+
+def connect_peer(link: NetworkLink) -> Node:
+    """The peer node, from its own profile (with the lab overlay when it is a lab node)."""
+    profile = resolve_profile(link.peer, None).profile
+    try:
+        return connect(link.peer, profile)
+    except NodeUnreachable as exc:
+        raise QualifyError(f"peer {link.peer} of link {link.interface} is unreachable, so no iperf3 server "
+                           f"can run there: {exc}") from None
