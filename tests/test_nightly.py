@@ -1,0 +1,70 @@
+"""Nightly soaks: systemd units written where told (never /etc in tests), and the night-by-night trend page."""
+
+import pytest
+
+from qualify.errors import UsageError
+from qualify.report.trend import night, render_trend
+from qualify.store import RunStore
+
+
+def test_install_writes_a_service_and_a_timer_per_node(workspace, tmp_path):
+    workspace.local_node("n1")
+    workspace.local_node("n2")
+    units = tmp_path / "units"
+    proc = workspace.qualify("nightly", "install", "n1", "n2", "--at", "23:30", "--duration", "6h",
+                             "--unit-dir", str(units))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in units.iterdir()) == [
+        "qualify-nightly-n1.service", "qualify-nightly-n1.timer", "qualify-nightly-n2.service", "qualify-nightly-n2.timer"]
+    service = (units / "qualify-nightly-n1.service").read_text()
+    assert "-m qualify soak n1 --duration 6h" in service and f"WorkingDirectory={workspace.root}" in service
+    assert f"Environment=QUALIFY_PROFILES={workspace.profiles}" in service
+    timer = (units / "qualify-nightly-n2.timer").read_text()
+    assert "OnCalendar=*-*-* 23:30:00" in timer and "Unit=qualify-nightly-n2.service" in timer
+    assert "systemctl enable --now qualify-nightly-n1.timer qualify-nightly-n2.timer" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["n1", "--at", "25:00"], "--at '25:00': expected a time of day like 22:00"),
+    (["n1", "--duration", "soon"], "DURATION=soon"),
+    (["nosuch"], "no profile for node 'nosuch'"),
+])
+def test_bad_nightly_input_is_named(workspace, tmp_path, args, message):
+    workspace.local_node("n1")
+    proc = workspace.qualify("nightly", "install", *args, "--unit-dir", str(tmp_path / "units"))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def _night(base, events, metrics, finished=True):
+    store = RunStore.create("pve2", base)
+    store.append("run_started", node="pve2", run_id=store.run_id)
+    for event in events:
+        store.append("event", **event)
+    store.append("check_result", name="soak", outcome="failed" if events else "passed", metrics=metrics)
+    if finished:
+        store.append("run_finished")
+    store.close()
+    return store.run_dir
+
+
+def test_trend_puts_nights_side_by_side(tmp_path):
+    quiet = _night(tmp_path, [], {"max_package_temp_c": 71.5, "throttle_events": 0})
+    bad = _night(tmp_path, [
+        {"severity": "critical", "source": "heartbeat", "event": "freeze", "fails_run": True, "message": "froze"},
+        {"severity": "critical", "source": "heartbeat", "event": "reboot", "fails_run": True, "message": "rebooted"},
+        {"severity": "critical", "source": "kernel", "event": "soft_lockup", "fails_run": True, "message": "lockup"},
+        {"severity": "warning", "source": "kernel", "event": "thermal_throttle", "message": "throttled"},
+    ], {"max_package_temp_c": 99.0, "throttle_events": 412}, finished=False)
+    first, second = night(quiet), night(bad)
+    assert (first.verdict, first.freezes, first.max_temp_c) == ("pass", 0, 71.5)
+    assert (second.verdict, second.freezes, second.reboots, second.kernel_events, second.failing_kernel_events,
+            second.throttle_events) == ("incomplete", 1, 1, 2, 1, 412)
+    assert second.kinds == {"soft_lockup": 1, "thermal_throttle": 1}
+    html = render_trend(tmp_path / "pve2").read_text()
+    assert html.index(quiet.name) < html.index(bad.name), "oldest first"
+    assert "soft_lockup 1, thermal_throttle 1" in html and "99.0" in html
+
+
+def test_trend_of_a_node_without_runs_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="holds no runs"):
+        render_trend(tmp_path / "pve9")
