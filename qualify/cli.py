@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--output", type=Path, help="HTML file to write (default reports/compare-<time>.html)")
     compare.set_defaults(func=_compare)
 
+    export = verbs.add_parser("export", help="write a run's results for other tools (Prometheus textfile)")
+    export.add_argument("format", choices=["prometheus"])
+    export.add_argument("run_dir", type=Path, help="reports/<node>/<run-id> (or reports/<node> for the newest)")
+    export.add_argument("--output", type=Path, help="file to write (default <run dir>/qualify.prom)")
+    export.set_defaults(func=_export)
+
     lab = verbs.add_parser("lab", help="the built-in lab of simulated nodes (make lab-up / lab-down)")
     lab.add_argument("action", choices=["up", "down", "status"])
     lab.set_defaults(func=_lab)
@@ -148,7 +154,24 @@ def _soak(args: argparse.Namespace) -> int:
     for node in (n for item in args.nodes for n in item.split()):
         if (base / node).is_dir():
             print(f"{node}: nights side by side: {render_trend(base / node)}", file=sys.stderr)
+            _export_configured(node, args, base / node)
     return code
+
+
+def _export_configured(node: str, args: argparse.Namespace, node_dir: Path) -> None:
+    """The profile's export.prometheus_textfile ({node} is replaced), written from the newest run."""
+    from qualify.export import export_prometheus
+    from qualify.plugin import resolve_profile
+    from qualify.report.render import find_run_dir
+
+    target = resolve_profile(node, args.profile).profile.export.prometheus_textfile
+    if not target:
+        return
+    try:  # the soak's own verdict and exit status stand even when the export cannot be written
+        path = export_prometheus(find_run_dir(node_dir), Path(target.replace("{node}", node)))
+        print(f"{node}: Prometheus textfile: {path}", file=sys.stderr)
+    except QualifyError as exc:
+        print(f"qualify: error: {node}: export.prometheus_textfile: {exc}", file=sys.stderr)
 
 
 def _nightly(args: argparse.Namespace) -> int:
@@ -177,6 +200,15 @@ def _compare(args: argparse.Namespace) -> int:
 
     run_dirs = [find_run_dir(Path(item)) for arg in args.run_dirs for item in str(arg).split()]
     print(write_comparison(run_dirs, args.output or reports_dir() / f"compare-{new_run_id()}.html"))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from qualify.export import export_prometheus
+    from qualify.report.render import find_run_dir
+
+    run_dir = find_run_dir(args.run_dir)
+    print(export_prometheus(run_dir, args.output or run_dir / "qualify.prom"))
     return 0
 
 

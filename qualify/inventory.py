@@ -11,6 +11,7 @@ from typing import Any, Callable
 from qualify.errors import QualifyError
 from qualify.node import Node
 from qualify.parsers.cpuinfo import parse_cpuinfo
+from qualify.parsers.dmidecode import parse_dmidecode_memory
 from qualify.parsers.ethtool import parse_ethtool_driver_info, parse_ethtool_link
 from qualify.parsers.iproute import parse_ip_link
 from qualify.parsers.lsblk import LSBLK_COLUMNS, parse_lsblk
@@ -21,7 +22,8 @@ DMI_FIELDS = ("sys_vendor", "product_name", "board_vendor", "board_name", "bios_
 def collect_inventory(node: Node) -> dict[str, Any]:
     inventory: dict[str, Any] = {"errors": []}
     parts: dict[str, Callable[[Node], dict[str, Any]]] = {
-        "cpu": _cpu, "memory": _memory, "board": _board, "kernel": _kernel, "disks": _disks, "nics": _nics,
+        "cpu": _cpu, "memory": _memory, "dimms": _dimms, "board": _board, "kernel": _kernel, "disks": _disks,
+        "nics": _nics,
     }
     for part, read in parts.items():
         try:
@@ -61,6 +63,19 @@ def _memory(node: Node) -> dict[str, Any]:
             kib = int(value.split()[0])
             return {"memory_kib": kib, "memory_gib": round(kib / 2**20, 1)}
     return {}
+
+
+def _dimms(node: Node) -> dict[str, Any]:
+    """Populated DIMM slots from SMBIOS (dmidecode needs root; a VM usually has no memory devices)."""
+    if not node.has_tool("dmidecode"):
+        return {}
+    result = node.run(["dmidecode", "-t", "memory"], check=False)
+    dimms = parse_dmidecode_memory(result.stdout + result.stderr, f"{node.name}: dmidecode -t memory")
+    return {"dimms": [
+        {"locator": d.locator, "size_mib": d.size_mib, "type": d.type, "speed_mts": d.speed_mts,
+         "configured_speed_mts": d.configured_speed_mts, "manufacturer": d.manufacturer, "part_number": d.part_number}
+        for d in dimms if d.populated
+    ]}
 
 
 def _board(node: Node) -> dict[str, Any]:

@@ -231,6 +231,32 @@ class SsdHealthSettings(_Strict):
     max_endurance_used: float = Field(0.8, gt=0, description="share of the rated TB written already used")
 
 
+class MemorySettings(_Strict):
+    """Memory burn-in: stress-ng --vm --verify (and stressapptest where installed) over most of the free memory."""
+
+    duration: Seconds | None = Field(None, gt=0, description="length of the burn-in (default: the profile's duration)")
+    share: float = Field(0.85, gt=0, le=0.95, description="share of MemAvailable to test; the rest is the OS's room")
+    max_mib: int | None = Field(None, ge=16, description="upper bound of the tested size, MiB")
+    min_mib: int = Field(256, ge=16, description="below this much testable memory the check cannot run")
+    stressapptest: bool = Field(True, description="also run stressapptest where it is installed")
+    expected_gib: float | None = Field(None, gt=0, description="installed memory the node must show (±5%)")
+    expected_dimms: int | None = Field(None, ge=1, description="DIMMs dmidecode must list as populated")
+    min_speed_mts: int | None = Field(None, gt=0, description="lowest acceptable configured DIMM speed, MT/s")
+
+
+class IdlePowerSettings(_Strict):
+    """Idle package power and C-state residency over a window after the load has settled."""
+
+    settle: Seconds | None = Field(None, ge=0, description="wait before the window for earlier load to end "
+                                                             "(default a quarter of the window, at most 30s)")
+    window: Seconds | None = Field(None, gt=0, description="length of the idle measurement (default the profile's "
+                                                            "duration, at most 3m)")
+    interval: Seconds = Field(2.0, gt=0, description="time between C-state residency samples")
+    max_package_w: float = Field(25.0, gt=0, description="highest acceptable average idle package power")
+    min_deepest_residency: float = Field(0.5, ge=0, le=1,
+                                         description="share of the window the CPUs must spend in their deepest C-state")
+
+
 class Checks(_Strict):
     microcode: MicrocodeSettings = MicrocodeSettings()
     thermal: ThermalSettings = ThermalSettings()
@@ -239,6 +265,8 @@ class Checks(_Strict):
     nic_health: NicHealthSettings = NicHealthSettings()
     storage: StorageSettings = StorageSettings()
     ssd_health: SsdHealthSettings = SsdHealthSettings()
+    memory: MemorySettings = MemorySettings()
+    idle_power: IdlePowerSettings = IdlePowerSettings()
 
 
 Severity = Literal["info", "warning", "error", "critical"]
@@ -263,6 +291,15 @@ class WatchSettings(_Strict):
     kernel_log: KernelLogSettings = KernelLogSettings()
 
 
+class ExportSettings(_Strict):
+    """Results other tools read, written when a run (nightly, soak) finishes."""
+
+    prometheus_textfile: str | None = Field(
+        None, description="node_exporter textfile-collector file, e.g. /var/lib/prometheus/node-exporter/qualify.prom")
+
+    _abs = field_validator("prometheus_textfile")(_absolute)
+
+
 class Profile(_Strict):
     host: str = Field(description="localhost/local, or an SSH destination (~/.ssh/config aliases work)")
     description: str = ""
@@ -274,6 +311,7 @@ class Profile(_Strict):
     checks: Checks = Checks()
     telemetry: TelemetrySettings = TelemetrySettings()
     watch: WatchSettings = WatchSettings()
+    export: ExportSettings = ExportSettings()
 
     @field_validator("host")
     @classmethod

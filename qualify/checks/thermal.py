@@ -125,7 +125,7 @@ def assess(telemetry: Telemetry, slices: list[dict], phases: Phases, settings: T
     _throttling(telemetry, load, phases, findings, settings)
     _clocks(telemetry, late, settings, findings)
     _performance(slices, settings, findings)
-    _power_and_ambient(telemetry, load, findings)
+    _power_and_ambient(telemetry, load, window(t, float("-inf"), phases.load_start), findings)
     _fans(telemetry, package, settings, findings)
 
 
@@ -206,11 +206,16 @@ def _performance(slices: list[dict], settings: ThermalSettings, findings: Findin
     (findings.problem if drop > settings.max_perf_drop_percent else findings.note)(sentence)
 
 
-def _power_and_ambient(telemetry: Telemetry, load: np.ndarray, findings: Findings) -> None:
-    power = telemetry.combined(telemetry.package_power(), "sum")[load]
+def _power_and_ambient(telemetry: Telemetry, load: np.ndarray, idle: np.ndarray, findings: Findings) -> None:
+    package = telemetry.combined(telemetry.package_power(), "sum")
+    power, idle_power = package[load], package[idle]
     if power.size and not np.isnan(power).all():
         findings.metric("avg_package_power_w", round(float(np.nanmean(power)), 1))
+        findings.metric("load_power_w", round(float(np.nanmean(power)), 1))
         findings.note(f"average package power under load {np.nanmean(power):.1f} W, peak {np.nanmax(power):.1f} W")
+    if idle_power.size and not np.isnan(idle_power).all():
+        findings.metric("idle_power_w", round(float(np.nanmean(idle_power)), 1))
+        findings.note(f"average package power idle before the load {np.nanmean(idle_power):.1f} W")
     ambient = [n for n in telemetry.values if "ambient" in n.lower()]
     if ambient:
         findings.metric("ambient_c", round(float(np.nanmean(telemetry.combined(ambient, "mean"))), 1))

@@ -4,8 +4,9 @@ Heat goes in from the load (package power grows with load and with the square of
 and out through the cooler's thermal resistance to the air around it, buffered by the heatsink's
 capacity. Above the throttle point the clocks drop and the thermal_throttle counters rise, as on
 real hardware. The model writes what the node's kernel would show into its prepared tree:
-coretemp/nvme/acpitz hwmon, thermal zones, cpufreq, RAPL energy and throttle counters, plus a copy
-of this machine's /proc/stat and /proc/loadavg (so utilisation is the real one).
+coretemp/nvme/acpitz hwmon, thermal zones, cpufreq, RAPL energy and throttle counters, cpuidle residency,
+plus a copy of this machine's /proc/stat, /proc/loadavg and /proc/meminfo (utilisation and free memory
+are the real ones: a lab node's stress-ng runs here).
 
 The cooler is read from <tree>/thermal_model.json ({"preset": ..., "speedup": ...}) at every step:
 tests switch coolers by rewriting it. `speedup` scales the model's time constants so that a soak
@@ -60,6 +61,10 @@ DEFAULT_SPEEDUP = 30.0      # the lab's short profiles: a 20 s soak is ~10 min o
 IDLE_W, FULL_LOAD_W = 6.0, 60.0   # package power idle and all cores busy at full clock
 MIN_CLOCK_FACTOR = 0.3
 THROTTLE_STEP_PER_S = 0.05        # how fast clocks drop (and recover) around the throttle point
+# intel_idle's states on Alder Lake (name, exit latency us, target residency us); idle time goes to the deepest
+# allowed one, a tenth of it to the shallow C1E on the way in and out.
+CSTATES = (("POLL", 0, 0), ("C1E", 2, 4), ("C6", 170, 340), ("C8", 200, 400), ("C10", 230, 460))
+SHALLOW_SHARE = 0.1
 
 
 # ---------------------------------------------------------------- the files, as the kernel lays them out
@@ -133,6 +138,33 @@ def write_sensor_files(sys_dir: Path, spec: NodeSpec) -> None:
         for file, value in (("name", name), ("energy_uj", 0), ("max_energy_range_uj", RAPL_RANGE_UJ),
                             ("constraint_0_power_limit_uw", 45000000)):
             (base / file).write_text(f"{value}\n")
+    write_cpuidle_and_edac(sys_dir, spec)
+
+
+def write_cpuidle_and_edac(sys_dir: Path, spec: NodeSpec) -> None:
+    """cpuidle states per CPU, the ASPM policy and an EDAC memory controller with two DIMMs (no errors)."""
+    for cpu in range(spec.cpus):
+        for index, (name, latency, residency) in enumerate(CSTATES):
+            state = sys_dir / "devices/system/cpu" / f"cpu{cpu}/cpuidle/state{index}"
+            state.mkdir(parents=True, exist_ok=True)
+            for file, value in (("name", name), ("desc", f"MWAIT {name}" if index else "CPUIDLE CORE POLL IDLE"),
+                                ("latency", latency), ("residency", residency), ("time", 0), ("usage", 0),
+                                ("disable", 0)):
+                (state / file).write_text(f"{value}\n")
+    aspm = sys_dir / "module/pcie_aspm/parameters/policy"
+    aspm.parent.mkdir(parents=True, exist_ok=True)
+    aspm.write_text("[default] performance powersave powersupersave \n")
+    mc = sys_dir / "devices/system/edac/mc/mc0"
+    half = spec.mem_kb // 1024 // 2
+    files: list[tuple[str, object]] = [("mc_name", "Alder Lake-H"), ("size_mb", 2 * half), ("ce_count", 0),
+                                       ("ue_count", 0)]
+    for n in (0, 1):
+        files += [(f"dimm{n}/dimm_label", f"MC#0_Chan#{n}_DIMM#0"), (f"dimm{n}/size", half),
+                  (f"dimm{n}/dimm_mem_type", "Unbuffered-DDR4"), (f"dimm{n}/dimm_ce_count", 0),
+                  (f"dimm{n}/dimm_ue_count", 0)]
+    for rel, value in files:
+        (mc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (mc / rel).write_text(f"{value}\n")
 
 
 # ---------------------------------------------------------------- the model
@@ -185,8 +217,13 @@ class ThermalModel:
         self.throttle = [_File(p) for p in sorted(cpu.glob("cpu[0-9]*/thermal_throttle/*_throttle_count"))]
         self.rapl = [(_File(sys_dir / "class/powercap" / zone / "energy_uj"), share)
                      for zone, share in (("intel-rapl:0", 1.0), ("intel-rapl:0:0", 0.8))]
+        self.cstate_files = [[(_File(state / "time"), _File(state / "usage"))
+                              for state in sorted(cpu_dir.glob("cpuidle/state[0-9]*"), key=lambda p: p.name)]
+                             for cpu_dir in sorted(cpu.glob("cpu[0-9]*"), key=lambda p: int(p.name[3:]))]
+        self.cstate_us = [0.0] * len(CSTATES)
+        self.cstate_limit: int | None = None
         self.proc_copies = []
-        for name in ("stat", "loadavg"):
+        for name in ("stat", "loadavg", "meminfo"):  # meminfo: the memory burn-in sizes itself from real free memory
             (root / "proc" / name).touch(exist_ok=True)
             self.proc_copies.append((Path("/proc") / name, _File(root / "proc" / name)))
         self.cooler_name = ""
@@ -210,6 +247,7 @@ class ThermalModel:
         return max(0.0, min(1.0, 1 - (idle - last[0]) / (total - last[1])))
 
     def step(self, real_dt: float, load: float) -> None:
+        self._idle(real_dt, load)
         model_dt = real_dt * self.speedup
         cooler = self.cooler
         capacity = cooler.time_constant_s / cooler.resistance_k_per_w
@@ -228,6 +266,14 @@ class ThermalModel:
             # energy in real time: RAPL readers divide by their own clock
             self.energy_uj = (self.energy_uj + power * dt / self.speedup * 1e6) % RAPL_RANGE_UJ
         self._write(load)
+
+    def _idle(self, real_dt: float, load: float) -> None:
+        """Residency in real time: the idle share of each CPU in its deepest allowed state (and some C1E)."""
+        deepest = len(CSTATES) - 1 if self.cstate_limit is None else max(1, min(self.cstate_limit, len(CSTATES) - 1))
+        idle_us = (1 - load) * real_dt * 1e6
+        self.cstate_us[1] += idle_us * (SHALLOW_SHARE if deepest > 1 else 1)
+        if deepest > 1:
+            self.cstate_us[deepest] += idle_us * (1 - SHALLOW_SHARE)
 
     def _write(self, load: float) -> None:
         package = round(self.temp_c * 1000)
@@ -248,6 +294,10 @@ class ThermalModel:
             file.write(round(self.energy_uj * share) % RAPL_RANGE_UJ)
         for source, file in self.proc_copies:
             file.write(source.read_text().rstrip("\n"))
+        for states in self.cstate_files:
+            for (time_file, usage_file), micros, (_, _, residency) in zip(states, self.cstate_us, CSTATES):
+                time_file.write(round(micros))
+                usage_file.write(round(micros / max(residency * 4, 100)))
 
     def follow_control(self) -> None:
         """Switch cooler or speedup when the control file says so (state restarts from idle)."""
@@ -256,6 +306,7 @@ class ThermalModel:
         except (OSError, ValueError):
             return
         cooler, speedup = wanted.get("preset", DEFAULT_COOLER), float(wanted.get("speedup", DEFAULT_SPEEDUP))
+        self.cstate_limit = wanted.get("cstate_limit")
         if cooler in COOLERS and (cooler, speedup) != (self.cooler_name, self.speedup):
             self.reset(cooler, speedup)
 
@@ -281,8 +332,22 @@ def run(root: Path) -> None:
 def set_cooler(root: Path, preset: str, speedup: float = DEFAULT_SPEEDUP) -> None:
     if preset not in COOLERS:
         raise LabError(f"unknown cooler preset {preset!r} (known: {', '.join(COOLERS)})")
+    _update_control(root, preset=preset, speedup=speedup)
+
+
+def limit_cstates(root: Path, deepest: int | None) -> None:
+    """Idle CPUs reach at most cpuidle state `deepest` (1 = C1E), as when ASPM or the BIOS blocks deep
+    package C-states; None lifts the limit."""
+    _update_control(root, cstate_limit=deepest)
+
+
+def _update_control(root: Path, **values: object) -> None:
+    try:
+        control = json.loads((root / CONTROL).read_text())
+    except (OSError, ValueError):
+        control = {}
     tmp = root / (CONTROL + ".tmp")
-    tmp.write_text(json.dumps({"preset": preset, "speedup": speedup}) + "\n")
+    tmp.write_text(json.dumps({**control, **values}) + "\n")
     os.replace(tmp, root / CONTROL)
 
 

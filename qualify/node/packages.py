@@ -37,6 +37,7 @@ TOOL_PACKAGES: dict[str, str] = {
 NODE_PACKAGES: tuple[str, ...] = (
     "fio", "iperf3", "stress-ng", "smartmontools", "nvme-cli", "ethtool", "pciutils",
     "dmidecode", "util-linux", "iproute2", "iputils-ping", "coreutils", "python3-minimal",
+    "stressapptest", "linux-cpupower",
 )
 
 

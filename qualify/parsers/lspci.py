@@ -9,7 +9,7 @@ old versions never print them, so "downgraded" is decided from the numbers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qualify.errors import ParseError
 
@@ -28,6 +28,9 @@ class PciDevice:
     # "<access denied>") or printed the speed as unknown.
     link_capability: PciLink | None
     link_status: PciLink | None
+    # LnkCtl's ASPM state as lspci words it: "Disabled", "L1 Enabled", "L0s L1 Enabled"; None without LnkCtl.
+    # Not compared: two reads of one device are the same device whatever the OS set ASPM to.
+    aspm: str | None = field(default=None, compare=False)
 
     @property
     def downgraded(self) -> bool:
@@ -43,6 +46,7 @@ _DEVICE_HEADER = re.compile(r"^((?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2
 _LINK_LINE = re.compile(
     r"^\s+(LnkCap|LnkSta):\s.*?Speed\s+(?:([\d.]+)|unknown)(?:GT/s)?(?:\s*\(\w+\))?,\s*"
     r"Width\s+x(\d+)")
+_ASPM_CONTROL = re.compile(r"^\s+LnkCtl:\s+ASPM ([\w ]+?);")
 
 
 def parse_lspci_vv(text: str, source: str = "lspci -vv") -> list[PciDevice]:
@@ -50,16 +54,19 @@ def parse_lspci_vv(text: str, source: str = "lspci -vv") -> list[PciDevice]:
     devices: list[PciDevice] = []
     header: tuple[str, str] | None = None
     links: dict[str, PciLink | None] = {}
+    aspm: str | None = None
 
     def finish() -> None:
         if header is not None:
-            devices.append(PciDevice(slot=header[0], description=header[1],
-                                     link_capability=links.get("LnkCap"), link_status=links.get("LnkSta")))
+            devices.append(PciDevice(slot=header[0], description=header[1], link_capability=links.get("LnkCap"),
+                                     link_status=links.get("LnkSta"), aspm=aspm))
 
     for line in text.splitlines():
         if m := _DEVICE_HEADER.match(line):
             finish()
-            header, links = (m[1], m[2]), {}
+            header, links, aspm = (m[1], m[2]), {}, None
+        elif header is not None and (m := _ASPM_CONTROL.match(line)):
+            aspm = m[1]
         elif header is not None and (m := _LINK_LINE.match(line)):
             if m[1] in links:
                 raise ParseError(source, f"device {header[0]} has two '{m[1]}:' lines; expected one per device")

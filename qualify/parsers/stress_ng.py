@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from qualify.errors import ParseError
 
 _PREFIX = re.compile(r"^stress-ng: (?:info|metrc):\s+\[\d+\]\s?")
+_FAILURE = re.compile(r"^stress-ng: fail:\s+\[\d+\]\s?(?P<message>.*?)\s*$")
 _ROW = re.compile(r"^(?P<name>[\w.-]+)\s+(?P<ops>\d+)\s+(?P<real>[\d.]+)\s+(?P<usr>[\d.]+)\s+(?P<sys>[\d.]+)"
                   r"\s+(?P<rate_real>[\d.]+)\s+(?P<rate_cpu>[\d.]+)(?:\s+[\d.]+)*\s*$")
 _YAML_KEYS = {"bogo-ops": "bogo_ops", "bogo-ops-per-second-real-time": "bogo_ops_per_s",
@@ -46,6 +47,12 @@ def parse_stress_ng(text: str, source: str = "stress-ng output") -> list[Stresso
         raise ParseError(source, "no stress-ng metrics found (expected the --metrics-brief table or a "
                                  "--yaml 'metrics:' list)")
     return list(found.values())
+
+
+def stress_ng_failures(text: str) -> list[str]:
+    """The messages of stress-ng's "fail:" lines, e.g. "vm: detected 3 bit errors while stressing memory"
+    (how --verify reports a mismatch); [] for a clean run."""
+    return [m["message"] for line in text.splitlines() if (m := _FAILURE.match(line))]
 
 
 def _table(text: str) -> list[StressorMetrics]:

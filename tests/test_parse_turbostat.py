@@ -1,0 +1,61 @@
+"""turbostat: every corpus file (Intel PkgWatt and --Joules tables, hwbench's list-literal AMD fixture), garbage."""
+
+from __future__ import annotations
+
+import pytest
+from corpus import corpus_path
+
+from qualify.errors import ParseError
+from qualify.parsers.turbostat import parse_turbostat
+
+# file -> (interval seconds, CPU rows, package C-states of the summary, package watts, last CPU's C-state column)
+EXPECTED = {
+    "xeon-gold-6130-4s-turbostat-21.05.04-pkgwatt-ramwatt.txt":
+        (5.030216, 7, {"pc2": 59.79, "pc6": 0.0}, 205.38, ("24", "CPU%c6", 98.58)),
+    "xeon-troll-turbostat-21.05.04-joules-Pkg_J-RAM_J.txt":
+        (5.014223, 7, {"pc2": 46.29, "pc6": 0.0}, 457.55 / 5.014223, ("12", "CPU%c6", 99.02)),
+    "hwbench-amd-epyc-turbostat-lines-fixture.txt":
+        (None, 48, {}, 171.26, ("47", "C1%", 99.02)),
+}
+FILES = sorted(path.name for path in corpus_path("turbostat").iterdir())
+
+
+def test_every_corpus_file_has_an_expectation():
+    assert set(FILES) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_corpus_file(name):
+    seconds, rows, cstates, watts, (cpu, column, value) = EXPECTED[name]
+    [interval] = parse_turbostat(corpus_path("turbostat", name).read_text(), name)
+    assert interval.seconds == seconds
+    assert len(interval.cpus) == rows
+    assert interval.package_cstates == cstates
+    assert interval.package_watts == pytest.approx(watts)
+    assert interval.cpus[-1].cpu == cpu and interval.cpus[-1].values[column] == value
+
+
+def test_sibling_rows_have_only_their_columns():
+    [interval] = parse_turbostat(corpus_path("turbostat", "xeon-gold-6130-4s-turbostat-21.05.04-pkgwatt-ramwatt.txt")
+                                 .read_text())
+    sibling = interval.cpus[1]
+    assert sibling.cpu == "64" and "PkgWatt" not in sibling.values and sibling.values["CPU%c1"] == 6.06
+
+
+def test_several_intervals_and_a_wrapped_commands_output():
+    table = corpus_path("turbostat", "xeon-gold-6130-4s-turbostat-21.05.04-pkgwatt-ramwatt.txt").read_text()
+    intervals = parse_turbostat("stress-ng: info: dispatching hogs\n" + table + table)
+    assert len(intervals) == 2 and all(i.package_cstates["pc2"] == 59.79 for i in intervals)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "no turbostat table found"),
+    ("hello world\n", "no turbostat table found"),
+    ("CPU\tBusy%\n0\tbusy\n", "column Busy% is 'busy'"),
+    ("CPU\tBusy%\n0\t1\t2\n", "has 3 columns, the header only 2"),
+    ("[1, 2", "not a list of lines"),
+])
+def test_garbage_names_the_tool(text, problem):
+    with pytest.raises(ParseError, match=problem) as err:
+        parse_turbostat(text, "turbostat on pve2")
+    assert "turbostat on pve2" in str(err.value)
