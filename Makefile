@@ -13,10 +13,10 @@ DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools
 RUN_OPTS = $(if $(PROFILE),--profile "$(PROFILE)") $(if $(CHECKS),--checks "$(CHECKS)") \
            $(if $(DURATION),--duration "$(DURATION)") $(if $(LABEL),--label "$(LABEL)")
 
-.PHONY: help install tools test demo qualify soak nightly report compare lab-up lab-down bench
+.PHONY: help install tools test demo qualify soak nightly report export compare lab-up lab-down bench
 
 help:
-	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | compare RUNS=\"<dir> <dir>\" | lab-up | lab-down | bench"
+	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | lab-up | lab-down | bench"
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ soak: install
 nightly: install
 	@[ -n "$(NODE)" ] || { echo "usage: make nightly NODE=<name...> [AT=22:00] [DURATION=8h]"; exit 2; }
 	$(QUALIFY) nightly install $(NODE) $(if $(AT),--at $(AT)) $(if $(DURATION),--duration "$(DURATION)")
+
+export: install
+	@[ -n "$(RUN)" ] || { echo "usage: make export RUN=reports/<node>/<run-id> [OUTPUT=<file>.prom]"; exit 2; }
+	$(QUALIFY) export prometheus "$(RUN)" $(if $(OUTPUT),--output "$(OUTPUT)")
 
 compare: install
 	@[ -n "$(RUNS)" ] || { echo "usage: make compare RUNS=\"reports/<node>/<run-id> reports/<node>/<run-id> ...\""; exit 2; }
