@@ -41,6 +41,8 @@ test: install tools
 demo: install tools
 	$(QUALIFY) lab up
 	$(QUALIFY) run pve2 --profile profiles/base/lab.yaml $(if $(CHECKS),--checks "$(CHECKS)")
+	@echo "--- second-hand SSD acceptance: lab node pve3 carries a worn-out drive, its rejection is expected:"
+	-$(QUALIFY) run pve3 --profile profiles/base/lab.yaml --checks ssd_health
 
 qualify: install
 	@[ -n "$(NODE)" ] || { echo "usage: make qualify NODE=<name> [PROFILE=<file>] [CHECKS=<expr>] [DURATION=12h] [LABEL=k=v,...]"; exit 2; }
