@@ -182,7 +182,8 @@ class QualifyRun:
             metrics=findings.metrics if findings else {}, duration_s=round(item.stash[_DURATION], 3),
             **({"traceback": trace} if trace else {}),
         )
-        first = reasons[0] if reasons else ""
+        headline = (findings.problems if findings and findings.problems else reasons) or [""]
+        first = headline[0]
         print(f"{self.loaded.node}: {_check_name(item.name)} {outcome}{': ' + first if first else ''}",
               file=sys.stderr)
 

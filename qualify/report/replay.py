@@ -93,8 +93,10 @@ def pytest_html_results_table_header(cells: list) -> None:
 
 
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list) -> None:
-    check = getattr(report, "qualify_check", None)
-    cells.insert(2, render_template("why_cell.html.j2", reasons=(check or {}).get("reasons", [])))
+    check = getattr(report, "qualify_check", None) or {}
+    # a failed check leads with what failed, others with their first finding
+    reasons = check.get("problems", []) + [r for r in check.get("reasons", []) if r not in check.get("problems", [])]
+    cells.insert(2, render_template("why_cell.html.j2", reasons=reasons))
 
 
 def pytest_html_results_table_html(report: pytest.TestReport, data: list) -> None:
