@@ -28,8 +28,7 @@ from qualify.inventory import collect_inventory
 from qualify.lab import LabConfig, overlay_path
 from qualify.node import Node, connect
 from qualify.profile import LoadedProfile, Profile, load_profile
-from qualify.store import RunStore, read_records, reports_dir
-from qualify.verdict import build_verdict
+from qualify.store import RunStore, reports_dir
 from qualify.watch import Watcher, start_watch
 
 PLUGIN_NAME = "qualify-run"
@@ -196,12 +195,16 @@ class QualifyRun:
             self.watcher.stop()
         if self.node:
             self.node.close()
-        verdict = write_verdict(self.store.run_dir)
         self.store.close()
         from qualify.report import render_run  # late: the report pulls in pytest-html machinery
 
-        path = render_run(self.store.run_dir)
-        print(f"{self.loaded.node}: verdict {verdict['verdict']} — report: {path}", file=sys.stderr)
+        run_dir = self.store.run_dir
+        try:
+            shown = f"report: {render_run(run_dir)}"
+        except QualifyError as exc:  # verdict.json is written before the report is rendered
+            shown = f"report not rendered: {exc}"
+        verdict = json.loads((run_dir / "verdict.json").read_text())
+        print(f"{self.loaded.node}: verdict {verdict['verdict']} — {shown}", file=sys.stderr)
         session.exitstatus = verdict["exit_code"]
 
 
@@ -236,12 +239,6 @@ def _check_name(test_name: str) -> str:
 def _terminate(signum: int, frame: Any) -> None:
     # SIGTERM ends the run like Ctrl-C, so the report still says what happened.
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def write_verdict(run_dir: Path) -> dict[str, Any]:
-    verdict = build_verdict(read_records(run_dir))
-    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str) + "\n")
-    return verdict
 
 
 # -- fixtures the checks ask for

@@ -29,10 +29,6 @@ class MeshCell:
     passed: bool
     rows: tuple[dict[str, Any], ...]  # every test of this direction, each with its "run"
 
-    @property
-    def failing_tests(self) -> list[str]:
-        return [f"{row['test']} in {row['run']}" for row in self.rows if not row["passed"]]
-
 
 def mesh_rows(reports_base: Path) -> list[dict[str, Any]]:
     """The test rows of the newest run of each node that tested its network, each with "run": node/run-id."""

@@ -150,7 +150,3 @@ def parse_journal_line(line: str) -> KernelEvent | None:
     """The event of one `journalctl -k -o json` record, if it states one."""
     found = journal_message(line)
     return classify(found[1].strip(), found[0]) if found else None
-
-
-def severity_at_least(severity: str, floor: str) -> bool:
-    return SEVERITIES.index(severity) >= SEVERITIES.index(floor)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from qualify.errors import QualifyError
 from qualify.report.templates import render_template
@@ -19,8 +20,7 @@ REPLAY_TIMEOUT_S = 600
 def render_run(run_dir: Path, index: bool = True) -> Path:
     """Write <run_dir>/report.html (and verdict.json, and the index); return the report's path."""
     run_dir = run_dir.resolve()
-    verdict = build_verdict(read_records(run_dir))  # raises UsageError for a directory that is not a run
-    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str) + "\n")
+    write_verdict(run_dir)  # raises UsageError for a directory that is not a run
     report = run_dir / "report.html"
     # A pytest session of its own (a child process): pytest-html renders one session per process.
     argv = [sys.executable, "-m", "pytest", "-c", str(Path(__file__).with_name("replay.ini")),
@@ -33,6 +33,13 @@ def render_run(run_dir: Path, index: bool = True) -> Path:
     if index:
         render_index(run_dir.parent.parent)
     return report
+
+
+def write_verdict(run_dir: Path) -> dict[str, Any]:
+    """Judge a run from its records and write its verdict.json."""
+    verdict = build_verdict(read_records(run_dir))
+    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str) + "\n")
+    return verdict
 
 
 def render_index(base: Path | None = None) -> Path:
