@@ -1,4 +1,4 @@
-"""Where the shared corpus of real tool outputs lives (/work/shared/corpus next to the repo).
+"""Where the corpus of real tool outputs lives: tests/corpus/ in the repo (origins in its SOURCES.md).
 
 Tests built on it must fail, not skip, when it is missing: a silently skipped parser test
 would let a broken parser pass.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
 def corpus_path(*parts: str) -> Path:

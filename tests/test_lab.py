@@ -29,7 +29,7 @@ from qualify.parsers.microcode_firmware import parse_intel_microcode
 
 from conftest import free_subnet, test_lab_config
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "microcode"
+CORPUS = Path(__file__).resolve().parent / "corpus" / "microcode"
 IS_ROOT = os.geteuid() == 0
 MISSING = [t for t in ("/usr/sbin/sshd", "ip", "losetup", "ssh", "ssh-keygen", "unshare", "nsenter")
            if not (os.access(t, os.X_OK) if "/" in t else shutil.which(t))]
