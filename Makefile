@@ -40,9 +40,9 @@ test: install tools
 
 demo: install tools
 	$(QUALIFY) lab up
-	$(QUALIFY) run pve2 --profile profiles/base/lab.yaml $(if $(CHECKS),--checks "$(CHECKS)")
-	@echo "--- second-hand SSD acceptance: lab node pve3 carries a worn-out drive, its rejection is expected:"
-	-$(QUALIFY) run pve3 --profile profiles/base/lab.yaml --checks ssd_health
+	$(QUALIFY) run lab-pve2 --profile profiles/base/lab.yaml $(if $(CHECKS),--checks "$(CHECKS)")
+	@echo "--- second-hand SSD acceptance: lab node lab-pve3 carries a worn-out drive, its rejection is expected:"
+	-$(QUALIFY) run lab-pve3 --profile profiles/base/lab.yaml --checks ssd_health
 
 qualify: install
 	@[ -n "$(NODE)" ] || { echo "usage: make qualify NODE=<name> [PROFILE=<file>] [CHECKS=<expr>] [DURATION=12h] [LABEL=k=v,...]"; exit 2; }
@@ -76,9 +76,9 @@ lab-down: install
 
 bench: install tools
 	$(QUALIFY) lab up
-	$(PY) benchmarks/node_commands.py pve2 30
+	$(PY) benchmarks/node_commands.py lab-pve2 30
 	$(PY) benchmarks/telemetry_sampler.py
 	$(PY) benchmarks/report_72h.py
 	$(PY) benchmarks/fio_overhead.py 5 5
-	$(PY) benchmarks/iperf_overhead.py pve2 pve1 5 3 2e9
-	$(PY) benchmarks/freeze_detection.py pve2 20 5
+	$(PY) benchmarks/iperf_overhead.py lab-pve2 lab-pve1 5 3 2e9
+	$(PY) benchmarks/freeze_detection.py lab-pve2 20 5

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from qualify.lab import LabConfig, freeze_node, thaw_node
 from qualify.node import connect
-from qualify.plugin import resolve_profile
+from qualify.overlays import resolve_profile
 from qualify.store import RunStore, read_records, read_samples
 from qualify.watch import start_watch
 
@@ -69,7 +69,7 @@ def false_alarms_under_load(node, store: RunStore, minutes: float) -> tuple[int,
     return alarms, gaps
 
 
-def main(node_name: str = "pve2", freezes: int = 20, load_minutes: float = 5.0) -> None:
+def main(node_name: str = "lab-pve2", freezes: int = 20, load_minutes: float = 5.0) -> None:
     lab = LabConfig.from_env()
     profile = resolve_profile(node_name, None).profile
     node = connect(node_name, profile)
@@ -93,4 +93,4 @@ def main(node_name: str = "pve2", freezes: int = 20, load_minutes: float = 5.0) 
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or ["pve2"]), *(int(a) for a in sys.argv[2:3]), *(float(a) for a in sys.argv[3:4]))
+    main(*(sys.argv[1:2] or ["lab-pve2"]), *(int(a) for a in sys.argv[2:3]), *(float(a) for a in sys.argv[3:4]))

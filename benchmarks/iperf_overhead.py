@@ -23,7 +23,7 @@ from qualify.lab.shaping import Shape, shaped
 from qualify.network.iperf import IperfServer, run_client
 from qualify.node import connect
 from qualify.parsers.iperf3 import parse_iperf3
-from qualify.plugin import resolve_profile
+from qualify.overlays import resolve_profile
 
 PLAIN_PORT = 5290
 
@@ -41,7 +41,7 @@ def plain_iperf3(cfg: LabConfig, node: str, peer: str, address: str, seconds: in
     return parse_iperf3(out).flows[0].bits_per_second or 0.0
 
 
-def main(node_name: str = "pve2", peer_name: str = "pve1", rounds: int = 5, seconds: int = 3,
+def main(node_name: str = "lab-pve2", peer_name: str = "lab-pve1", rounds: int = 5, seconds: int = 3,
          rate: float | None = None) -> None:
     cfg = LabConfig.from_env()
     if lab_status(cfg) is None:
@@ -72,4 +72,4 @@ def main(node_name: str = "pve2", peer_name: str = "pve1", rounds: int = 5, seco
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(*(args[:2] or ["pve2", "pve1"]), *(int(a) for a in args[2:4]), *(float(a) for a in args[4:5]))
+    main(*(args[:2] or ["lab-pve2", "lab-pve1"]), *(int(a) for a in args[2:4]), *(float(a) for a in args[4:5]))

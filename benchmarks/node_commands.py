@@ -13,7 +13,7 @@ import sys
 import time
 
 from qualify.node import LocalNode, connect
-from qualify.plugin import resolve_profile
+from qualify.overlays import resolve_profile
 from qualify.profile import Profile
 
 
@@ -25,7 +25,7 @@ def per_command_ms(run, count: int) -> float:
     return (time.perf_counter() - started) / count * 1000
 
 
-def main(node_name: str = "pve2", count: int = 30) -> None:
+def main(node_name: str = "lab-pve2", count: int = 30) -> None:
     profile = resolve_profile(node_name, None).profile
     node = connect(node_name, profile)
     try:
@@ -46,4 +46,4 @@ def main(node_name: str = "pve2", count: int = 30) -> None:
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or ["pve2"]), *(int(a) for a in sys.argv[2:3]))
+    main(*(sys.argv[1:2] or ["lab-pve2"]), *(int(a) for a in sys.argv[2:3]))

@@ -93,7 +93,8 @@ def _add_run_options(verb: argparse.ArgumentParser, duration_help: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from qualify.plugin import duration_option, parse_labels, resolve_profile
+    from qualify.options import duration_option, parse_labels
+    from qualify.overlays import resolve_profile
 
     nodes = [n for item in args.nodes for n in item.split()]
     if not nodes:
@@ -161,7 +162,7 @@ def _soak(args: argparse.Namespace) -> int:
 def _export_configured(node: str, args: argparse.Namespace, node_dir: Path) -> None:
     """The profile's export.prometheus_textfile ({node} is replaced), written from the newest run."""
     from qualify.export import export_prometheus
-    from qualify.plugin import resolve_profile
+    from qualify.overlays import resolve_profile
     from qualify.report.render import find_run_dir
 
     target = resolve_profile(node, args.profile).profile.export.prometheus_textfile
@@ -176,7 +177,7 @@ def _export_configured(node: str, args: argparse.Namespace, node_dir: Path) -> N
 
 def _nightly(args: argparse.Namespace) -> int:
     from qualify.nightly import install_nightly
-    from qualify.plugin import duration_option
+    from qualify.options import duration_option
 
     duration_option(args.duration)
     for path in install_nightly(args.nodes, args.at, args.duration, args.unit_dir):
@@ -233,7 +234,7 @@ def _lab(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from qualify.node import connect
     from qualify.node.packages import NODE_PACKAGES
-    from qualify.plugin import resolve_profile
+    from qualify.overlays import resolve_profile
 
     loaded = resolve_profile(args.node, args.profile)
     node = connect(args.node, loaded.profile)
@@ -248,7 +249,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from qualify.plugin import resolve_profile
+    from qualify.overlays import resolve_profile
 
     loaded = resolve_profile(args.node, args.profile)
     print(f"# {args.node}: " + " <- ".join(reversed(loaded.sources)))

@@ -1,14 +1,108 @@
-"""What a check found: the sentences of its verdict and its numbers.
+"""What a check found: measurements (value, unit, limits, outcome), sentences, and what it could not qualify.
 
-A check notes what it saw (`note`), says what is wrong (`problem`, which fails the check when the
-check function returns) and records `metric`s. Checks decide; the plugin only records.
+The measurement contract (read by the verdict, the report, the Prometheus export, compare, cluster and
+trend pages — none of them knows a check's keys):
+
+    findings.measure("max_package_temperature_celsius", 93.4, unit="°C", high=95,
+                     because="Intel parts throttle at 100 °C; 95 leaves headroom")
+
+declares a figure with its unit and limits and decides it: `passed` inside the limits, `failed` outside
+(`warn=True`: `warning` instead, the check still passes), `info` without limits, `unknown` when the value
+could not be read — an unknown judged figure is said in the reasons and listed as not qualified, never
+passed over. Names carry their unit as node_exporter's do (`_celsius`, `_watts`, `_bytes_per_second`,
+`_ratio`, `_seconds`, `_iops`); `subject` names what was measured when a check measures several things
+(a drive serial, a link direction, a CPU): one row per subject.
+
+`note` records a sentence, `problem` a failure without a figure, `skip` ends the check as not applicable
+(`how` says what would make it apply), `not_qualified` lists a part left untested with how to test it.
+Checks decide; the plugin only records.
 """
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, NoReturn
 
 import pytest
+
+Outcome = Literal["passed", "failed", "warning", "info", "unknown"]
+Value = float | int | str | bool | None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    value: Value
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    outcome: Outcome = "info"
+    subject: str | None = None
+    because: str | None = None
+    sentence: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None or k in ("value", "low", "high")}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Measurement:
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in record.items() if k in fields})
+
+
+def decide(value: Value, low: float | None, high: float | None, warn: bool = False) -> Outcome:
+    """passed/failed (or warning) against the limits; info without limits; unknown without a number."""
+    judged = low is not None or high is not None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unknown" if judged else "info"
+    if not judged or isinstance(value, str):
+        return "info"
+    inside = (low is None or value >= low) and (high is None or value <= high)
+    return "passed" if inside else ("warning" if warn else "failed")
+
+
+def format_value(value: Value, unit: str = "") -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if unit in ("%",):
+            text = f"{value:.1f}"
+        elif value != 0 and abs(value) < 0.01:
+            text = f"{value:.3g}"
+        elif abs(value) >= 1000:
+            text = f"{value:,.0f}"
+        else:
+            text = f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}".removesuffix(".0")
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit in ("%", "°C") else f"{text} {unit}"
+
+
+def limit_text(low: float | None, high: float | None, unit: str) -> str:
+    if low is not None and high is not None:
+        return f"limits {format_value(low, unit)}..{format_value(high, unit)}"
+    if high is not None:
+        return f"limit ≤ {format_value(high, unit)}"
+    if low is not None:
+        return f"minimum {format_value(low, unit)}"
+    return ""
+
+
+def _label(name: str) -> str:
+    """max_package_temperature_celsius -> max package temperature (the sentence's subject)."""
+    words = name.split("_")
+    units = {"celsius", "watts", "seconds", "ratio", "percent", "bytes", "per", "second", "iops", "mhz", "hours",
+             "bits", "total", "rpm", "mib", "gib", "count", "volts", "dbm", "milliwatts", "ms", "us", "mts"}
+    while len(words) > 1 and words[-1] in units:
+        words.pop()
+    return " ".join(words)
 
 
 class Findings:
@@ -17,19 +111,86 @@ class Findings:
         self.reasons: list[str] = []
         self.problems: list[str] = []
         self.metrics: dict[str, Any] = {}
+        self.measurements: list[Measurement] = []
+        self.not_qualified_parts: list[dict[str, str]] = []
+
+    # -- figures
+
+    def measure(self, name: str, value: Value, *, unit: str = "", low: float | None = None,
+                high: float | None = None, subject: str | None = None, because: str | None = None,
+                warn: bool = False, text: str | None = None, detail: str = "") -> Measurement:
+        """Record a figure and decide it against its limits; the sentence is made from the same data.
+
+        text: what the figure is, for the sentence (default: the name without its unit words);
+        detail: what follows the value in the sentence (where, when, the likely cause).
+        """
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        outcome = decide(value, low, high, warn)
+        what = text or _label(name)
+        if subject:
+            what = f"{subject}: {what}"
+        limits = limit_text(low, high, unit)
+        if outcome == "unknown":
+            sentence = f"{what} could not be read{': ' + detail if detail else ''} ({limits}: not judged)"
+        else:
+            sentence = f"{what} {format_value(value, unit)}"
+            if detail:
+                sentence += f" {detail}"
+            if limits:
+                sentence += f" ({limits})"
+            if outcome == "warning":
+                sentence = f"warning: {sentence}"
+        if because and outcome in ("failed", "warning"):
+            sentence += f" — {because}"
+        m = Measurement(name, value, unit, low, high, outcome, subject, because, sentence)
+        self.measurements.append(m)
+        if subject:
+            self.metrics.setdefault(name, {})
+            if isinstance(self.metrics[name], dict):
+                self.metrics[name][subject] = value
+        else:
+            self.metrics[name] = value
+        self.reasons.append(sentence)
+        if outcome == "failed":
+            self.problems.append(sentence)
+        elif outcome == "unknown":
+            self.not_qualified(sentence, f"make {what} readable on the node, or drop its limit from the profile")
+        return m
+
+    def metric(self, name: str, value: Any) -> None:
+        """Context kept in verdict.json's `metrics` that is no figure to judge (a sensor's name, a list)."""
+        self.metrics[name] = value
+
+    # -- sentences
 
     def note(self, sentence: str) -> None:
         self.reasons.append(sentence)
 
-    def problem(self, sentence: str) -> None:
-        """Something the node must fix; the check fails."""
+    def warning(self, sentence: str) -> None:
+        """Worth the owner's attention, does not fail the check."""
+        self.measurements.append(Measurement("warning", None, outcome="warning", sentence=sentence))
+        self.reasons.append(f"warning: {sentence}")
+
+    def problem(self, sentence: str, name: str = "problem", subject: str | None = None) -> None:
+        """Something the node must fix that has no figure of its own; the check fails."""
+        self.measurements.append(Measurement(name, None, outcome="failed", subject=subject, sentence=sentence))
         self.problems.append(sentence)
         self.reasons.append(sentence)
 
-    def metric(self, name: str, value: Any) -> None:
-        self.metrics[name] = value
+    # -- what was not tested
 
-    def skip(self, sentence: str) -> NoReturn:
-        """The check cannot apply to this node; says why."""
+    def not_qualified(self, reason: str, how: str) -> None:
+        """A part of this check that was not tested, and the step that would test it."""
+        self.not_qualified_parts.append({"check": self.name, "reason": reason, "how": how})
+
+    def skip(self, sentence: str, how: str = "") -> NoReturn:
+        """The check cannot apply to this node; says why (and, with `how`, what would make it apply)."""
         self.reasons.append(sentence)
+        if how:
+            self.not_qualified_parts.append({"check": self.name, "reason": sentence, "how": how})
         pytest.skip(sentence)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)

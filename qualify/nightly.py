@@ -40,7 +40,7 @@ def timer_text(node: str, at: str) -> str:
 
 def install_nightly(nodes: list[str], at: str, duration: str, unit_dir: Path) -> list[Path]:
     """Write the units (profiles are checked first); returns the files written."""
-    from qualify.plugin import resolve_profile  # late: pulls in pytest
+    from qualify.overlays import resolve_profile
 
     if not _TIME.match(at):
         raise UsageError(f"--at {at!r}: expected a time of day like 22:00")

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from qualify import __version__
-from qualify.durations import parse_duration
-from qualify.errors import QualifyError, UsageError
+from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.inventory import collect_inventory
-from qualify.lab import LabConfig, overlay_path
 from qualify.node import Node, connect
-from qualify.profile import LoadedProfile, Profile, load_profile
+from qualify.options import duration_option, parse_labels
+from qualify.overlays import resolve_profile
+from qualify.profile import LoadedProfile, Profile
 from qualify.store import RunStore, reports_dir
 from qualify.watch import Watcher, start_watch
 
@@ -56,34 +56,6 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(run, PLUGIN_NAME)
     config.option.xmlpath = str(run.store.run_dir / "junit.xml")  # before junitxml configures itself
-
-
-def parse_labels(values: list[str]) -> dict[str, str]:
-    labels = {}
-    for item in ",".join(values).split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"label '{item}': expected key=value, e.g. LABEL=cooler=G195,lid=closed")
-        labels[key.strip()] = value.strip()
-    return labels
-
-
-def duration_option(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"DURATION={text}: {exc}") from None
-
-
-def resolve_profile(node: str, path: str | None, announce: bool = False) -> LoadedProfile:
-    """The node's profile, with the built-in lab's overlay on top when the lab is up and has that node."""
-    overlay = overlay_path(LabConfig.from_env(), node)
-    loaded = load_profile(node, Path(path) if path else None, [overlay] if overlay else [])
-    if overlay and announce:
-        print(f"{node}: lab node (the built-in lab is up): using {overlay}", file=sys.stderr)
-    return loaded
 
 
 class QualifyRun:
@@ -178,7 +150,10 @@ class QualifyRun:
         self.store.append(
             "check_result", name=_check_name(item.name), outcome=outcome, reasons=reasons,
             problems=list(findings.problems) if findings else [],
-            metrics=findings.metrics if findings else {}, duration_s=round(item.stash[_DURATION], 3),
+            metrics=findings.metrics if findings else {},
+            measurements=[m.as_record() for m in findings.measurements] if findings else [],
+            not_qualified=list(findings.not_qualified_parts) if findings else [],
+            duration_s=round(item.stash[_DURATION], 3),
             **({"traceback": trace} if trace else {}),
         )
         headline = (findings.problems if findings and findings.problems else reasons) or [""]

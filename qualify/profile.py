@@ -352,9 +352,12 @@ def load_profile(node: str, path: Path | None = None, overlays: list[Path] = (),
                  directory: Path | None = None) -> LoadedProfile:
     """Load `path` (default profiles/<node>.yaml) with its bases, then `overlays` on top."""
     directory = directory or profiles_dir()
+    overlays = list(overlays)
     if path is None:
         path = directory / f"{node}.yaml"
-        if not path.is_file():
+        if not path.is_file() and overlays:  # a plug-in's node (the lab's) with no profile of its own
+            path = overlays.pop(0)
+        elif not path.is_file():
             known = ", ".join(known_nodes(directory)) or "none"
             raise ProfileError(f"no profile for node '{node}': {path} does not exist "
                                f"(known nodes: {known}; or give one with PROFILE=<file>)")

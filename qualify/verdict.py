@@ -3,7 +3,12 @@
 pass        — the run finished, at least one check passed, none failed or errored;
 fail        — the run finished and a check failed (the hardware did not meet the profile), or an event
               marked `fails_run` was recorded (a freeze, an unexpected reboot, a kernel fault: qualify/watch);
-incomplete  — the run did not finish, or a check could not decide (error), or nothing was checked.
+incomplete  — the run did not finish, or a check could not decide (error), or nothing was checked, or a
+              check the profile requires (`require:`) was skipped.
+
+`not_qualified` lists every part of the node the run did not test, with why and the step that would test
+it: skipped checks, checks not selected, parts a check left out (writes not allowed, no peer), and figures
+that could not be read.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
     last_t = records[-1]["t"] if records else None
     outcomes = {c["outcome"] for c in checks}
     failing_events = [r for r in records if r["kind"] == "event" and r.get("fails_run")]
+    not_qualified = _not_qualified(checks)
+    required = _required(started, checks)
+    missing = [c for c in checks if c["name"] in required and c["outcome"] == "skipped"]
 
     notes: list[str] = []
     if finished is None:
@@ -34,6 +42,10 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
     elif "error" in outcomes:
         verdict = "incomplete"
         notes.append("a check could not decide (error)")
+    elif missing:
+        verdict = "incomplete"
+        notes.append("required but not qualified: " + "; ".join(
+            f"{c['name']} ({(c['reasons'] or ['skipped'])[-1]})" for c in missing))
     elif "passed" not in outcomes:
         verdict = "incomplete"
         notes.append("no check passed" if checks else "no check ran")
@@ -55,6 +67,8 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
         "host": started.get("host"),
         "profile_sources": started.get("profile_sources", []),
         "checks": checks,
+        "not_qualified": not_qualified,
+        "required": sorted(required),
         "events": [_without(r, "kind") for r in records if r["kind"] == "event"],
         "inventory": (_last(records, "inventory") or {}).get("inventory", {}),
         "exit_code": EXIT_CODES[verdict],
@@ -76,6 +90,8 @@ def _checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "reasons": r.get("reasons", []),
                 "problems": r.get("problems", []),
                 "metrics": r.get("metrics", {}),
+                "measurements": r.get("measurements", []),
+                "not_qualified": r.get("not_qualified", []),
                 "started": starts.get(name),
                 "finished": r["t"],
                 "duration_s": r.get("duration_s"),
@@ -85,9 +101,32 @@ def _checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             checks.append({
                 "name": name, "outcome": "error",
                 "reasons": [f"did not finish: started {starts[name]}, the run's last record is from {records[-1]['t']}"],
-                "problems": [], "metrics": {}, "started": starts[name], "finished": None, "duration_s": None,
+                "problems": [], "metrics": {}, "measurements": [], "not_qualified": [], "started": starts[name], "finished": None, "duration_s": None,
             })
     return checks
+
+
+def _not_qualified(checks: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What the run did not test: each skipped check, and each part a check said it left out."""
+    entries: list[dict[str, str]] = []
+    for check in checks:
+        parts = check.get("not_qualified") or []
+        if check["outcome"] == "skipped" and not parts:
+            reason = (check["reasons"] or ["skipped"])[-1]
+            parts = [{"check": check["name"], "reason": reason, "how": ""}]
+        entries.extend({"check": check["name"], "reason": p.get("reason", ""), "how": p.get("how", "")}
+                       for p in parts)
+    return entries
+
+
+def _required(started: dict[str, Any], checks: list[dict[str, Any]]) -> set[str]:
+    """The checks the profile's `require:` names (`all`: every check that ran)."""
+    require = (started.get("profile") or {}).get("require") or []
+    if not isinstance(require, list):
+        require = [require]
+    if "all" in require:
+        return {c["name"] for c in checks}
+    return {str(name) for name in require}
 
 
 def _first(records, kind):

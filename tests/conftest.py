@@ -80,7 +80,7 @@ test_lab_config.__test__ = False  # a helper, not a test
 
 @pytest.fixture(scope="session")
 def lab() -> LabConfig:
-    """A running test lab (pve1..pve3 over SSH) for end-to-end tests; always taken down."""
+    """A running test lab (lab-pve1..lab-pve3 over SSH) for end-to-end tests; always taken down."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
     config = test_lab_config("e")

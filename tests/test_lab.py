@@ -143,7 +143,7 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUALIFY_LAB_SUBNET", "99")
     cfg = LabConfig.from_env()
     assert (cfg.lab_dir, cfg.prefix, cfg.subnet, cfg.nodes) == (Path("/run/elsewhere"), "zz-", 99,
-                                                                ("pve1", "pve2", "pve3"))
+                                                                ("lab-pve1", "lab-pve2", "lab-pve3"))
     monkeypatch.setenv("QUALIFY_LAB_SUBNET", "abc")
     with pytest.raises(LabError, match="QUALIFY_LAB_SUBNET"):
         LabConfig.from_env()
@@ -207,15 +207,15 @@ def test_lab_down_when_nothing_is_up_is_harmless() -> None:
     lab_down(cfg)
     lab_down(cfg)
     assert lab_status(cfg) is None
-    assert overlay_path(cfg, "pve1") is None
+    assert overlay_path(cfg, "lab-pve1") is None
     # A namespace left by a crash before state.json was written is still ours by name: removed.
-    subprocess.run(["ip", "netns", "add", cfg.netns("pve1")], check=True)
+    subprocess.run(["ip", "netns", "add", cfg.netns("lab-pve1")], check=True)
     try:
         lab_down(cfg)
-        assert cfg.netns("pve1") not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+        assert cfg.netns("lab-pve1") not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                         text=True).stdout
     finally:
-        subprocess.run(["ip", "netns", "del", cfg.netns("pve1")], capture_output=True)
+        subprocess.run(["ip", "netns", "del", cfg.netns("lab-pve1")], capture_output=True)
     assert _leftovers(cfg, []) == []
 
 
@@ -264,7 +264,7 @@ def test_lab_up_twice_is_harmless(cfg: LabConfig, lab) -> None:
     assert {n: s.sshd_pid for n, s in again.nodes.items()} == {n: s.sshd_pid for n, s in lab.nodes.items()}
     assert lab_status(cfg) == lab
     state = json.loads((cfg.lab_dir / "state.json").read_text())
-    assert sorted(state["nodes"]) == ["pve1", "pve2", "pve3"]
+    assert sorted(state["nodes"]) == ["lab-pve1", "lab-pve2", "lab-pve3"]
     assert len(state["links"]) == 3
 
 
@@ -281,10 +281,10 @@ def test_ssh_reaches_each_node_with_host_key_checking(cfg: LabConfig, lab) -> No
         if lab.cgroup_kind == lab_cgroup.V1:  # the session runs inside the node's freezer cgroup
             assert f":freezer:/{lab_cgroup.group_name(cfg.prefix)}/{node}\n" in cp.stdout
     config = lab.ssh_config.read_text()
-    assert "Host pve2\n  HostName 10.%d.0.12\n  User root\n" % cfg.subnet in config
+    assert "Host lab-pve2\n  HostName 10.%d.0.12\n  User root\n" % cfg.subnet in config
     assert "StrictHostKeyChecking yes" in config
     # Checking is really on: with no known host key the login is refused.
-    cp = _ssh(lab, "pve2", "true", "-o", "UserKnownHostsFile=/dev/null")
+    cp = _ssh(lab, "lab-pve2", "true", "-o", "UserKnownHostsFile=/dev/null")
     assert cp.returncode != 0 and "Host key verification failed" in cp.stderr
 
 
@@ -313,15 +313,15 @@ def _ns_reaches(cfg: LabConfig, src: str, dst: str, ip: str) -> None:
 
 @needs_root
 def test_full_mesh_between_nodes(cfg: LabConfig, lab) -> None:
-    assert [(ln.a, ln.b) for ln in lab.links] == [("pve1", "pve2"), ("pve1", "pve3"), ("pve2", "pve3")]
+    assert [(ln.a, ln.b) for ln in lab.links] == [("lab-pve1", "lab-pve2"), ("lab-pve1", "lab-pve3"), ("lab-pve2", "lab-pve3")]
     for ln in lab.links:
         for node, dev, addr in ((ln.a, ln.dev_a, ln.addr_a), (ln.b, ln.dev_b, ln.addr_b)):
             out = subprocess.run(["ip", "-n", cfg.netns(node), "-br", "addr", "show", "dev", dev],
                                  capture_output=True, text=True, check=True).stdout
             assert " UP " in out and addr in out, out
     assert lab.links[0].addr_b == f"10.{cfg.subnet}.12.2/24"
-    _ns_reaches(cfg, "pve1", "pve2", f"10.{cfg.subnet}.12.2")
-    _ns_reaches(cfg, "pve3", "pve2", f"10.{cfg.subnet}.23.1")
+    _ns_reaches(cfg, "lab-pve1", "lab-pve2", f"10.{cfg.subnet}.12.2")
+    _ns_reaches(cfg, "lab-pve3", "lab-pve2", f"10.{cfg.subnet}.23.1")
 
 
 @needs_root
@@ -332,15 +332,15 @@ def test_each_node_runs_in_its_freezer_cgroup(cfg: LabConfig, lab) -> None:
         assert st.cgroup is not None and st.cgroup.name == node
         assert st.sshd_pid in lab_cgroup.pids(st.cgroup)
     # Everything the node runs is frozen as a whole, and thaws again.
-    freeze_node(cfg, "pve3")
+    freeze_node(cfg, "lab-pve3")
     try:
-        assert node_frozen(cfg, "pve3")
-        cp = _ssh(lab, "pve3", "true", "-o", "ConnectTimeout=2")
+        assert node_frozen(cfg, "lab-pve3")
+        cp = _ssh(lab, "lab-pve3", "true", "-o", "ConnectTimeout=2")
         assert cp.returncode != 0
     finally:
-        thaw_node(cfg, "pve3")
-    assert not node_frozen(cfg, "pve3")
-    assert _ssh(lab, "pve3", "true").returncode == 0
+        thaw_node(cfg, "lab-pve3")
+    assert not node_frozen(cfg, "lab-pve3")
+    assert _ssh(lab, "lab-pve3", "true").returncode == 0
 
 
 @needs_root
@@ -357,28 +357,28 @@ def test_each_node_has_its_own_loop_device(cfg: LabConfig, lab) -> None:
 
 @needs_root
 def test_overlay_points_the_checks_at_the_node_tree(cfg: LabConfig, lab) -> None:
-    path = overlay_path(cfg, "pve2")
-    assert path == cfg.lab_dir / "overlay" / "pve2.yaml"
-    nd = cfg.lab_dir / "nodes" / "pve2"
+    path = overlay_path(cfg, "lab-pve2")
+    assert path == cfg.lab_dir / "overlay" / "lab-pve2.yaml"
+    nd = cfg.lab_dir / "nodes" / "lab-pve2"
     overlay = yaml.safe_load(path.read_text())
     assert {k: overlay[k] for k in ("host", "ssh", "paths")} == {
-        "host": "pve2",
+        "host": "lab-pve2",
         "ssh": {"config_file": str(cfg.lab_dir / "ssh_config")},
         "paths": {"sysfs": str(nd / "sys"), "procfs": str(nd / "proc"), "firmware": str(nd / "firmware"),
                   "kernel_log": str(nd / "kernel.log")},
     }
     # what the lab tells the checks about its own hardware: the mesh links and the loop drive
-    assert {link["peer"] for link in overlay["checks"]["network"]["links"]} == {"pve1", "pve3"}
+    assert {link["peer"] for link in overlay["checks"]["network"]["links"]} == {"lab-pve1", "lab-pve3"}
     assert overlay["checks"]["storage"]["drives"][0]["serial"].startswith("QLAB-")
-    assert overlay_path(cfg, "pve9") is None
-    cp = _ssh(lab, "pve2", f"grep -c ^processor {nd / 'proc/cpuinfo'}")
+    assert overlay_path(cfg, "lab-pve9") is None
+    cp = _ssh(lab, "lab-pve2", f"grep -c ^processor {nd / 'proc/cpuinfo'}")
     assert cp.stdout.strip() == "16"
     assert (nd / "firmware/intel-ucode/06-9a-03").is_file()
 
 
 @needs_root
 def test_half_built_lab_is_rebuilt(cfg: LabConfig, lab) -> None:
-    victim = lab.nodes["pve2"]
+    victim = lab.nodes["lab-pve2"]
     assert str(victim.sshd_config) in Path(f"/proc/{victim.sshd_pid}/cmdline").read_text(errors="replace")
     os.kill(victim.sshd_pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
@@ -386,20 +386,20 @@ def test_half_built_lab_is_rebuilt(cfg: LabConfig, lab) -> None:
         time.sleep(0.05)
     assert lab_status(cfg) is None
     rebuilt = lab_up(cfg)
-    assert rebuilt.nodes["pve2"].sshd_pid != victim.sshd_pid
+    assert rebuilt.nodes["lab-pve2"].sshd_pid != victim.sshd_pid
     assert lab_status(cfg) == rebuilt
-    assert _ssh(rebuilt, "pve2", "hostname").stdout.strip() == "pve2"
+    assert _ssh(rebuilt, "lab-pve2", "hostname").stdout.strip() == "lab-pve2"
 
 
 @needs_root
 def test_lab_down_leaves_nothing(cfg: LabConfig, lab, seen: list[int]) -> None:
     # A lingering session on a frozen node must not keep anything alive.
-    session = subprocess.Popen(["ssh", "-F", str(lab.ssh_config), "pve1", "sleep 600"],
+    session = subprocess.Popen(["ssh", "-F", str(lab.ssh_config), "lab-pve1", "sleep 600"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
         if lab.cgroup_kind is not None:
-            freeze_node(cfg, "pve1")
+            freeze_node(cfg, "lab-pve1")
         lab_down(cfg)
         session.wait(timeout=10)
     finally:
@@ -407,7 +407,7 @@ def test_lab_down_leaves_nothing(cfg: LabConfig, lab, seen: list[int]) -> None:
             session.kill()
             session.wait()
     assert lab_status(cfg) is None
-    assert overlay_path(cfg, "pve1") is None
+    assert overlay_path(cfg, "lab-pve1") is None
     assert _leftovers(cfg, seen) == []
 
 
@@ -420,20 +420,20 @@ def test_lab_uses_the_cgroup2_freezer_where_v1_is_missing(monkeypatch: pytest.Mo
         pytest.skip("no cgroup2 mount here")
     monkeypatch.setattr(lab_cgroup, "find_freezer", lambda: (lab_cgroup.V2, v2))
     cfg = LabConfig(lab_dir=Path(f"/run/qualify-test-{os.getpid()}v"), prefix=f"qt{os.getpid() % 10000}v-",
-                    subnet=free_subnet(), nodes=("pve1",))
+                    subnet=free_subnet(), nodes=("lab-pve1",))
     pids: list[int] = []
     try:
         state = lab_up(cfg)
-        pids.append(state.nodes["pve1"].sshd_pid)
+        pids.append(state.nodes["lab-pve1"].sshd_pid)
         assert state.cgroup_kind == lab_cgroup.V2
-        assert state.nodes["pve1"].cgroup == v2 / lab_cgroup.group_name(cfg.prefix) / "pve1"
-        assert state.nodes["pve1"].sshd_pid in lab_cgroup.pids(state.nodes["pve1"].cgroup)
-        freeze_node(cfg, "pve1")
+        assert state.nodes["lab-pve1"].cgroup == v2 / lab_cgroup.group_name(cfg.prefix) / "lab-pve1"
+        assert state.nodes["lab-pve1"].sshd_pid in lab_cgroup.pids(state.nodes["lab-pve1"].cgroup)
+        freeze_node(cfg, "lab-pve1")
         deadline = time.monotonic() + 5
-        while not node_frozen(cfg, "pve1") and time.monotonic() < deadline:
+        while not node_frozen(cfg, "lab-pve1") and time.monotonic() < deadline:
             time.sleep(0.05)  # v2 reports frozen once every task has stopped
-        assert node_frozen(cfg, "pve1")
-        assert _ssh(state, "pve1", "true", "-o", "ConnectTimeout=2").returncode != 0
+        assert node_frozen(cfg, "lab-pve1")
+        assert _ssh(state, "lab-pve1", "true", "-o", "ConnectTimeout=2").returncode != 0
         # Left frozen on purpose: lab_down must thaw before it can stop the node.
     finally:
         lab_down(cfg)

@@ -26,8 +26,8 @@ checks:
 def test_memory_and_idle_power_over_ssh(lab_workspace):
     profile = lab_workspace.profiles / "short.yaml"
     profile.write_text(SHORT)
-    proc = lab_workspace.qualify("run", "pve3", "--profile", str(profile), "--checks", "memory or idle_power")
-    verdict = json.loads((lab_workspace.runs("pve3")[0] / "verdict.json").read_text())
+    proc = lab_workspace.qualify("run", "lab-pve3", "--profile", str(profile), "--checks", "memory or idle_power")
+    verdict = json.loads((lab_workspace.runs("lab-pve3")[0] / "verdict.json").read_text())
     checks = {c["name"]: c for c in verdict["checks"]}
     assert proc.returncode == 0, (proc.stderr, checks)
     memory, idle = checks["memory"], checks["idle_power"]

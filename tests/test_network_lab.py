@@ -17,7 +17,7 @@ RATE = LAB_LINK_RATE  # what the lab overlay states for every link, bits/s
 HEALTHY = Shape(rate_bits=RATE)
 
 
-def every_direction_healthy(nodes=("pve1", "pve2", "pve3")) -> dict[tuple[str, str], Shape]:
+def every_direction_healthy(nodes=("lab-pve1", "lab-pve2", "lab-pve3")) -> dict[tuple[str, str], Shape]:
     return {(a, b): HEALTHY for a in nodes for b in nodes if a != b}
 
 
@@ -30,43 +30,43 @@ def run_network(workspace, node: str, profile_extra: str = "") -> tuple[int, dic
 
 
 def test_capped_forward_direction_only_is_named_and_the_rest_passes(lab_workspace, lab):
-    shapes = {**every_direction_healthy(), ("pve2", "pve3"): Shape(rate_bits=RATE * 0.3)}
+    shapes = {**every_direction_healthy(), ("lab-pve2", "lab-pve3"): Shape(rate_bits=RATE * 0.3)}
     with shaped(lab, shapes):
-        code, check = run_network(lab_workspace, "pve2", "    directions: [forward, reverse]\n")
+        code, check = run_network(lab_workspace, "lab-pve2", "    directions: [forward, reverse]\n")
     assert code == 1 and check["outcome"] == "failed"
-    assert [problem.split(":")[0] for problem in check["problems"]] == ["pve2 → pve3 (forward, to-pve3)"]
+    assert [problem.split(":")[0] for problem in check["problems"]] == ["lab-pve2 → lab-pve3 (forward, to-lab-pve3)"]
     problem = check["problems"][0]
     assert f"of the expected {RATE / 1e6:.0f} Mbit/s (the profile's expected rate), below the required 90%" in problem
     passed = [r.removeprefix("warning: ") for r in check["reasons"] if r not in check["problems"]]
-    for label in ("pve3 → pve2 (reverse, to-pve3)", "pve2 → pve1 (forward, to-pve1)", "pve1 → pve2 (reverse, to-pve1)"):
+    for label in ("lab-pve3 → lab-pve2 (reverse, to-lab-pve3)", "lab-pve2 → lab-pve1 (forward, to-lab-pve1)", "lab-pve1 → lab-pve2 (reverse, to-lab-pve1)"):
         assert any(r.startswith(label) for r in passed), label
 
 
 def test_lossy_reverse_direction_is_named_with_retransmits_as_the_cause(lab_workspace, lab):
-    shapes = {**every_direction_healthy(), ("pve1", "pve2"): Shape(rate_bits=RATE, loss_percent=20)}
+    shapes = {**every_direction_healthy(), ("lab-pve1", "lab-pve2"): Shape(rate_bits=RATE, loss_percent=20)}
     with shaped(lab, shapes):
-        code, check = run_network(lab_workspace, "pve2", "    directions: [reverse]\n")
+        code, check = run_network(lab_workspace, "lab-pve2", "    directions: [reverse]\n")
     assert code == 1
     assert len(check["problems"]) == 1
     problem = check["problems"][0]
-    assert problem.startswith("pve1 → pve2 (reverse, to-pve1): ")
+    assert problem.startswith("lab-pve1 → lab-pve2 (reverse, to-lab-pve1): ")
     assert "likely cause: " in problem and "retransmits" in problem and "packets are lost on the link" in problem
-    assert any(r.removeprefix("warning: ").startswith("pve3 → pve2 (reverse, to-pve3): ") for r in check["reasons"])
+    assert any(r.removeprefix("warning: ").startswith("lab-pve3 → lab-pve2 (reverse, to-lab-pve3): ") for r in check["reasons"])
 
 
 def test_mesh_in_parallel_one_test_at_a_time_with_every_direction(lab_workspace, lab):
     base = lab_workspace.root / "mesh.yaml"
     base.write_text("extends: base/lab.yaml\nchecks:\n  network:\n    streams: 2\n    directions: [forward]\n")
     with shaped(lab, every_direction_healthy()):
-        proc = lab_workspace.qualify("run", "pve1 pve2 pve3", "--profile", str(base), "--checks", "network")
+        proc = lab_workspace.qualify("run", "lab-pve1 lab-pve2 lab-pve3", "--profile", str(base), "--checks", "network")
     assert proc.returncode == 0, proc.stderr
     rows = mesh_rows(lab_workspace.reports)
     assert sorted((r["source"], r["target"]) for r in rows) == sorted(
-        (a, b) for a in ("pve1", "pve2", "pve3") for b in ("pve1", "pve2", "pve3") if a != b)
+        (a, b) for a in ("lab-pve1", "lab-pve2", "lab-pve3") for b in ("lab-pve1", "lab-pve2", "lab-pve3") if a != b)
     assert all(cell.passed for cell in mesh_cells(rows).values())
     spans = sorted((datetime.fromisoformat(r["started"].rstrip("Z")), datetime.fromisoformat(r["finished"].rstrip("Z")))
                    for r in rows)
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert end <= start, "two link tests overlapped: the mesh lock did not serialise them"
-    report = (lab_workspace.runs("pve3")[-1] / "report.html").read_text()
+    report = (lab_workspace.runs("lab-pve3")[-1] / "report.html").read_text()
     assert "Mesh throughput" in report

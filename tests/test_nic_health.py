@@ -110,31 +110,31 @@ def test_ping_garbage():
 
 # -- on the lab
 
-def nic_health(workspace, node: str = "pve2") -> tuple[int, dict]:
+def nic_health(workspace, node: str = "lab-pve2") -> tuple[int, dict]:
     proc = workspace.qualify("run", node, "--checks", "nic_health")
     verdict = json.loads((workspace.runs(node)[-1] / "verdict.json").read_text())
     return proc.returncode, next(c for c in verdict["checks"] if c["name"] == "nic_health")
 
 
 def test_lab_mtu_mismatch_and_lossy_direction_named_veth_parts_not_applicable(lab_workspace, lab):
-    subprocess.run(["ip", "-n", lab.netns("pve1"), "link", "set", "dev", "to-pve2", "mtu", "1400"], check=True)
+    subprocess.run(["ip", "-n", lab.netns("lab-pve1"), "link", "set", "dev", "to-lab-pve2", "mtu", "1400"], check=True)
     try:
-        with shaped(lab, {("pve2", "pve3"): Shape(loss_percent=25)}):
+        with shaped(lab, {("lab-pve2", "lab-pve3"): Shape(loss_percent=25)}):
             code, check = nic_health(lab_workspace)
     finally:
-        subprocess.run(["ip", "-n", lab.netns("pve1"), "link", "set", "dev", "to-pve2", "mtu", "1500"], check=True)
+        subprocess.run(["ip", "-n", lab.netns("lab-pve1"), "link", "set", "dev", "to-lab-pve2", "mtu", "1500"], check=True)
     assert code == 1
     problems = check["problems"]
-    assert "to-pve1: MTU 1500 here but 1400 on pve1's to-pve2: frames above the smaller one are dropped; " \
+    assert "to-lab-pve1: MTU 1500 here but 1400 on lab-pve1's to-lab-pve2: frames above the smaller one are dropped; " \
            "set the same MTU on both ends" in problems
-    assert "to-pve1: full-size frames (MTU 1500, don't fragment) do not reach pve1 at " \
+    assert "to-lab-pve1: full-size frames (MTU 1500, don't fragment) do not reach lab-pve1 at " \
            f"10.{lab.subnet}.12.1: something on the path has a smaller MTU" in problems
-    lossy = [p for p in problems if p.startswith("to-pve3: ping to pve3 under load")]
+    lossy = [p for p in problems if p.startswith("to-lab-pve3: ping to lab-pve3 under load")]
     assert len(lossy) == 1 and "the profile allows 0 % loss" in lossy[0]
     assert len(problems) == 3, problems
-    for iface in ("to-pve1", "to-pve3"):
+    for iface in ("to-lab-pve1", "to-lab-pve3"):
         assert f"{iface}: link up at 10000 Mb/s, Full duplex" in check["reasons"]
         assert f"{iface}: no PCI device (veth driver): PCIe link not checked" in check["reasons"]
         assert f"{iface}: the veth driver gives no module EEPROM access: no module diagnostics" in check["reasons"]
         assert any(r.startswith(f"{iface}: none of ") for r in check["reasons"])
-    assert "to-pve3: full-size frames (MTU 1500, don't fragment) reach pve3" in check["reasons"]
+    assert "to-lab-pve3: full-size frames (MTU 1500, don't fragment) reach lab-pve3" in check["reasons"]

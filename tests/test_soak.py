@@ -56,29 +56,29 @@ def first_heartbeats(workspace, node):
 
 
 def test_quiet_soak_passes_with_idle_and_load_phases(soak_lab):
-    proc = soak_lab.qualify("soak", "pve1", "--duration", "8s")
+    proc = soak_lab.qualify("soak", "lab-pve1", "--duration", "8s")
     assert proc.returncode == 0, proc.stderr
-    run_dir = soak_lab.runs("pve1")[0]
+    run_dir = soak_lab.runs("lab-pve1")[0]
     soak = verdict_of(run_dir)["checks"][0]
     assert soak["name"] == "soak" and soak["outcome"] == "passed"
     assert soak["metrics"]["phases"] == 3 and soak["metrics"]["freezes"] == 0
-    assert "pve1 neither froze nor rebooted during the 8 s soak (3 idle/load phases)" in soak["reasons"]
+    assert "lab-pve1 neither froze nor rebooted during the 8 s soak (3 idle/load phases)" in soak["reasons"]
     phases = [p["phase"] for p in read_samples(run_dir, "soak_phases")]
     assert phases == ["idle", "load", "idle"]
-    assert "pve1: soak 0:00:0" in proc.stderr and "phase load" in proc.stderr, "plain progress lines"
-    assert "pve1/trend.html" in proc.stderr and (soak_lab.reports / "pve1" / "trend.html").is_file()
+    assert "lab-pve1: soak 0:00:0" in proc.stderr and "phase load" in proc.stderr, "plain progress lines"
+    assert "lab-pve1/trend.html" in proc.stderr and (soak_lab.reports / "lab-pve1" / "trend.html").is_file()
 
 
 def test_node_frozen_mid_soak_fails_it_with_the_time_of_the_last_heartbeat(lab, soak_lab):
-    proc = start_soak(soak_lab, "pve2", "14s")
+    proc = start_soak(soak_lab, "lab-pve2", "14s")
     try:
-        run_dir = first_heartbeats(soak_lab, "pve2")
+        run_dir = first_heartbeats(soak_lab, "lab-pve2")
         time.sleep(2)
-        freeze_node(lab, "pve2")
+        freeze_node(lab, "lab-pve2")
         try:
             time.sleep(4)
         finally:
-            thaw_node(lab, "pve2")
+            thaw_node(lab, "lab-pve2")
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -88,16 +88,16 @@ def test_node_frozen_mid_soak_fails_it_with_the_time_of_the_last_heartbeat(lab, 
     assert verdict["verdict"] == "fail"
     soak = verdict["checks"][0]
     assert soak["outcome"] == "failed" and soak["metrics"]["freezes"] == 1
-    assert any(p.startswith("pve2 froze: no heartbeat for ") for p in soak["problems"])
+    assert any(p.startswith("lab-pve2 froze: no heartbeat for ") for p in soak["problems"])
     kinds = [e.get("event") for e in verdict["events"]]
     assert "freeze" in kinds and "recovered" in kinds
     assert "froze" in (run_dir / "report.html").read_text()
 
 
 def test_controller_killed_mid_soak_leaves_an_incomplete_run_and_a_new_soak_starts_a_new_run(soak_lab):
-    proc = start_soak(soak_lab, "pve3", "60s")
+    proc = start_soak(soak_lab, "lab-pve3", "60s")
     try:
-        run_dir = first_heartbeats(soak_lab, "pve3")
+        run_dir = first_heartbeats(soak_lab, "lab-pve3")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -108,9 +108,9 @@ def test_controller_killed_mid_soak_leaves_an_incomplete_run_and_a_new_soak_star
     assert verdict["verdict"] == "incomplete" and verdict["finished"] is None
     assert "the run did not finish; its last record is from" in verdict["notes"][0]
     assert beats >= 2 and len(read_samples(run_dir, "heartbeat")) == beats
-    again = soak_lab.qualify("soak", "pve3", "--duration", "2s")
+    again = soak_lab.qualify("soak", "lab-pve3", "--duration", "2s")
     assert again.returncode == 0, again.stderr
-    assert len(soak_lab.runs("pve3")) == 2 and verdict_of(run_dir)["verdict"] == "incomplete"
+    assert len(soak_lab.runs("lab-pve3")) == 2 and verdict_of(run_dir)["verdict"] == "incomplete"
 
 
 @pytest.mark.parametrize("expression", ["", "microcode or thermal", "not soak", "soakless"])

@@ -24,16 +24,16 @@ def checks_by_name(verdict):
 
 
 def test_lab_drive_passes_the_matrix_and_is_accepted(lab_workspace, lab):
-    proc = lab_workspace.qualify("run", "pve2", "--profile", str(lab_workspace.profiles / "base/lab.yaml"),
+    proc = lab_workspace.qualify("run", "lab-pve2", "--profile", str(lab_workspace.profiles / "base/lab.yaml"),
                                  "--checks", "storage or ssd_health", "--duration", "5s")
-    run_dir, verdict = verdict_of(lab_workspace, "pve2")
+    run_dir, verdict = verdict_of(lab_workspace, "lab-pve2")
     checks = checks_by_name(verdict)
     assert proc.returncode == 0, (proc.stderr, checks)
-    serial = lab_drive_serial(lab_status(lab).nodes["pve2"].backing_file)
+    serial = lab_drive_serial(lab_status(lab).nodes["lab-pve2"].backing_file)
     assert {name: check["outcome"] for name, check in checks.items()} == \
         {"storage": "passed", "storage_falloff": "passed", "ssd_health": "passed"}
     measured = checks["storage"]["metrics"]["drives"][serial]
-    assert measured["device"] == lab_status(lab).nodes["pve2"].loop_device
+    assert measured["device"] == lab_status(lab).nodes["lab-pve2"].loop_device
     assert {"seq_read", "seq_write", "rand_read", "rand_write", "mixed", "sync_write"} <= set(measured)
     assert measured["sync_write"]["fit_for_ceph"] is True
     assert checks["ssd_health"]["metrics"]["drives"][serial]["verdict"] == "accept"

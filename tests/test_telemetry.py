@@ -163,15 +163,15 @@ def test_vm_without_sensors_has_no_temperature_series(tmp_path):
 
 
 def test_streams_over_ssh_from_a_lab_node(lab, monkeypatch, tmp_path):
-    from qualify.plugin import resolve_profile
+    from qualify.overlays import resolve_profile
 
     monkeypatch.setenv("QUALIFY_LAB_DIR", str(lab.lab_dir))
     monkeypatch.setenv("QUALIFY_LAB_PREFIX", lab.prefix)
     monkeypatch.setenv("QUALIFY_LAB_SUBNET", str(lab.subnet))
-    profile = resolve_profile("pve2", None).profile.model_copy(update={"host": "pve2"})
-    node = connect("pve2", profile)
+    profile = resolve_profile("lab-pve2", None).profile.model_copy(update={"host": "lab-pve2"})
+    node = connect("lab-pve2", profile)
     try:
-        store = RunStore.create("pve2", tmp_path)
+        store = RunStore.create("lab-pve2", tmp_path)
         stream = start_telemetry(node, store, profile.telemetry.model_copy(update={"interval": 0.25}))
         time.sleep(2.0)
         summary = stream.stop()

@@ -12,7 +12,7 @@ import pytest
 
 from qualify.lab import freeze_node, lab_status, thaw_node
 from qualify.node import connect
-from qualify.plugin import resolve_profile
+from qualify.overlays import resolve_profile
 from qualify.store import RunStore, read_samples
 from qualify.watch import start_watch
 
@@ -28,8 +28,8 @@ def at(text):
 @pytest.fixture
 def lab_env(lab, workspace, monkeypatch):
     workspace.lab = lab
-    (workspace.profiles / "pve2.yaml").write_text("host: pve2\n")
-    (workspace.profiles / "pve3.yaml").write_text("host: pve3\n")
+    (workspace.profiles / "lab-pve2.yaml").write_text("host: lab-pve2\n")
+    (workspace.profiles / "lab-pve3.yaml").write_text("host: lab-pve3\n")
     for key, value in workspace.env().items():
         monkeypatch.setenv(key, value)
     return workspace
@@ -47,14 +47,14 @@ def watch(lab_env, name, **watch_settings):
 
 
 def test_frozen_node_is_detected_with_the_time_of_its_last_heartbeat_then_recovers(lab, lab_env):
-    node, store, watcher = watch(lab_env, "pve2")
+    node, store, watcher = watch(lab_env, "lab-pve2")
     try:
         frozen_at = time.time()
-        freeze_node(lab, "pve2")
+        freeze_node(lab, "lab-pve2")
         try:
             freeze = wait_for(lambda: events(store, "freeze"), timeout=20, what="freeze event")[0]
         finally:
-            thaw_node(lab, "pve2")
+            thaw_node(lab, "lab-pve2")
         threshold = 3 * INTERVAL
         assert freeze["fails_run"] and freeze["severity"] == "critical"
         last_beat = at(freeze["last_heartbeat"])
@@ -71,10 +71,10 @@ def test_frozen_node_is_detected_with_the_time_of_its_last_heartbeat_then_recove
 
 
 def test_simulated_reboot_of_a_lab_node_is_an_unexpected_reboot(lab, lab_env):
-    tree = lab_status(lab).nodes["pve3"].tree_root
+    tree = lab_status(lab).nodes["lab-pve3"].tree_root
     boot_id = tree / "proc/sys/kernel/random/boot_id"
     original = boot_id.read_text()
-    node, store, watcher = watch(lab_env, "pve3")
+    node, store, watcher = watch(lab_env, "lab-pve3")
     try:
         boot_id.write_text("0badb007-0000-4000-8000-000000000000\n")
         reboot = wait_for(lambda: events(store, "reboot"), timeout=20, what="reboot event")[0]
@@ -87,15 +87,15 @@ def test_simulated_reboot_of_a_lab_node_is_an_unexpected_reboot(lab, lab_env):
 
 
 def test_kernel_messages_injected_into_a_lab_node_become_events(lab, lab_env):
-    log = lab_status(lab).nodes["pve3"].tree_root / "kernel.log"
-    node, store, watcher = watch(lab_env, "pve3")
+    log = lab_status(lab).nodes["lab-pve3"].tree_root / "kernel.log"
+    node, store, watcher = watch(lab_env, "lab-pve3")
     try:
         time.sleep(1)  # tail -F has opened the file
         with open(log, "a") as f:
             f.write("[50000.000001] INFO: task kworker/u32:2:113 blocked for more than 122 seconds.\n"
                     "[50000.100000] nvme nvme0: I/O 12 QID 5 timeout, aborting\n")
         wait_for(lambda: events(store, "nvme_timeout"), timeout=20, what="nvme event")
-        assert events(store, "hung_task")[0]["message"].startswith("pve3 kernel: INFO: task kworker")
+        assert events(store, "hung_task")[0]["message"].startswith("lab-pve3 kernel: INFO: task kworker")
     finally:
         watcher.stop()
         node.close()
@@ -103,7 +103,7 @@ def test_kernel_messages_injected_into_a_lab_node_become_events(lab, lab_env):
 
 
 def test_no_false_freeze_while_the_node_runs_stress_ng_on_all_cpus(lab, lab_env):
-    node, store, watcher = watch(lab_env, "pve2", heartbeat_interval=1.0)
+    node, store, watcher = watch(lab_env, "lab-pve2", heartbeat_interval=1.0)
     stress = node.spawn(["stress-ng", "--cpu", "0", "--timeout", "25s", "--quiet"])
     try:
         time.sleep(20)
@@ -121,8 +121,8 @@ def test_no_false_freeze_while_the_node_runs_stress_ng_on_all_cpus(lab, lab_env)
 
 def test_stuck_heartbeat_channel_of_a_live_node_is_not_a_freeze(lab, lab_env):
     """Only our heartbeat loop stops (SIGSTOP), sshd still answers: a warning, a new channel, no freeze."""
-    boot_id = lab_status(lab).nodes["pve2"].tree_root / "proc/sys/kernel/random/boot_id"
-    node, store, watcher = watch(lab_env, "pve2")
+    boot_id = lab_status(lab).nodes["lab-pve2"].tree_root / "proc/sys/kernel/random/boot_id"
+    node, store, watcher = watch(lab_env, "lab-pve2")
     found = subprocess.run(["pgrep", "-f", f"^sh -c renice .* {boot_id} "], capture_output=True, text=True)
     pids = [int(p) for p in found.stdout.split()]
     assert len(pids) == 1, f"expected the one heartbeat loop of this watch, found {pids}"

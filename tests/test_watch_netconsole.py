@@ -41,11 +41,11 @@ def test_listener_keeps_the_nodes_lines_and_counts_foreign_and_oversized_packets
 
 
 def test_node_without_dynamic_netconsole_gets_a_clear_reason(lab, lab_env):  # noqa: F811
-    node, store, watcher = watch(lab_env, "pve2", netconsole=True, netconsole_port=0)
+    node, store, watcher = watch(lab_env, "lab-pve2", netconsole=True, netconsole_port=0)
     try:
         unavailable = events(store, "netconsole_unavailable")[0]
         assert unavailable["severity"] == "warning"
-        assert "pve2: netconsole not possible:" in unavailable["message"]
+        assert "lab-pve2: netconsole not possible:" in unavailable["message"]
         assert "kernel/config/netconsole does not exist: the kernel has no dynamic netconsole" in unavailable["message"]
     finally:
         watcher.stop()
@@ -54,10 +54,10 @@ def test_node_without_dynamic_netconsole_gets_a_clear_reason(lab, lab_env):  # n
 
 
 def test_frozen_node_freeze_event_carries_its_last_netconsole_lines(lab, lab_env):  # noqa: F811
-    configfs = lab_status(lab).nodes["pve3"].tree_root / "sys/kernel/config/netconsole"
+    configfs = lab_status(lab).nodes["lab-pve3"].tree_root / "sys/kernel/config/netconsole"
     configfs.mkdir(parents=True)  # stands in for the kernel's configfs directory
     try:
-        node, store, watcher = watch(lab_env, "pve3", netconsole=True, netconsole_port=0)
+        node, store, watcher = watch(lab_env, "lab-pve3", netconsole=True, netconsole_port=0)
         try:
             target = configfs / "qualify"
             assert (target / "dev_name").read_text().strip() == "mgmt0"
@@ -69,11 +69,11 @@ def test_frozen_node_freeze_event_carries_its_last_netconsole_lines(lab, lab_env
                       f"s.sendto({line!r}.encode() + b'\\n', ('{lab.bridge_cidr.split('/')[0]}', {port}))")
             node.run(["python3", "-c", sender])
             wait_for(lambda: read_samples(store.run_dir, "netconsole"), what="netconsole line")
-            freeze_node(lab, "pve3")
+            freeze_node(lab, "lab-pve3")
             try:
                 freeze = wait_for(lambda: events(store, "freeze"), timeout=20, what="freeze")[0]
             finally:
-                thaw_node(lab, "pve3")
+                thaw_node(lab, "lab-pve3")
             assert freeze["netconsole"] == [line]
         finally:
             watcher.stop()
@@ -84,13 +84,13 @@ def test_frozen_node_freeze_event_carries_its_last_netconsole_lines(lab, lab_env
 
 
 def test_controller_out_of_the_nodes_reach_is_named(lab, lab_env):  # noqa: F811
-    configfs = lab_status(lab).nodes["pve2"].tree_root / "sys/kernel/config/netconsole"
+    configfs = lab_status(lab).nodes["lab-pve2"].tree_root / "sys/kernel/config/netconsole"
     configfs.mkdir(parents=True)
-    node, store, watcher = watch(lab_env, "pve2")
+    node, store, watcher = watch(lab_env, "lab-pve2")
     try:
         if "default" in node.run(["ip", "route"]).stdout:
             pytest.skip("the lab node has a default route")
-        with pytest.raises(NodeError, match=r"^pve2: netconsole not possible: no route from the node "
+        with pytest.raises(NodeError, match=r"^lab-pve2: netconsole not possible: no route from the node "
                                             r"to the controller 192.0.2.1"):
             configure_netconsole(node, "192.0.2.1", 6666)
     finally:

@@ -48,7 +48,7 @@ class LabConfig:
     lab_dir: Path = field(default_factory=_default_lab_dir)
     prefix: str = "qlab-"      # names of netns, root-side links, cgroups
     subnet: int = 213          # the lab uses 10.<subnet>.0.0/16
-    nodes: tuple[str, ...] = ("pve1", "pve2", "pve3")
+    nodes: tuple[str, ...] = ("lab-pve1", "lab-pve2", "lab-pve3")  # never a real node's name
     disk_mib: int = 256        # size of each node's sparse "U.2" backing file
 
     def __post_init__(self) -> None:
@@ -64,7 +64,7 @@ class LabConfig:
         for node in self.nodes:
             if not _NODE_RE.match(node):
                 raise LabError(f"lab node name {node!r}: expected lowercase letters, digits and '-'")
-            for name in (self.prefix + node, f"to-{node}"):
+            for name in (self.netns(node), f"to-{node}"):
                 if len(name) > IFNAMSIZ:
                     raise LabError(f"lab link name {name!r} is longer than {IFNAMSIZ} characters: "
                                    "use a shorter prefix or node name")
@@ -99,7 +99,8 @@ class LabConfig:
         return f"10.{self.subnet}.0.1/24"
 
     def netns(self, node: str) -> str:
-        return self.prefix + node
+        """Namespace and root-side link of a node: the prefix already says "lab", keep names short."""
+        return self.prefix + node.removeprefix("lab-")
 
     def mgmt_ip(self, node: str) -> str:
         return f"10.{self.subnet}.0.{11 + self.nodes.index(node)}"
@@ -258,7 +259,7 @@ def _healthy(cfg: LabConfig) -> LabState | None:
     if not netns.link_exists(state.bridge):
         return None
     for n in state.nodes.values():
-        if not netns.netns_exists(n.netns) or not netns.link_exists(cfg.prefix + n.name):
+        if not netns.netns_exists(n.netns) or not netns.link_exists(cfg.netns(n.name)):
             return None
         if n.loop_device not in loopdev.devices_backed_by(n.backing_file):
             return None
@@ -286,7 +287,7 @@ def _anything_left(cfg: LabConfig) -> bool:
     if any(cfg.netns(n) in existing for n in cfg.nodes):
         return True
     links = set(netns.link_names())
-    return cfg.bridge in links or any(cfg.prefix + n in links for n in cfg.nodes)
+    return cfg.bridge in links or any(cfg.netns(n) in links for n in cfg.nodes)
 
 
 # ---------------------------------------------------------------- up
@@ -348,7 +349,7 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
     netns.bridge_create(cfg.bridge, cfg.bridge_cidr)
     for node in cfg.nodes:
         netns.netns_add(cfg.netns(node))
-        netns.mgmt_veth(cfg.prefix + node, cfg.bridge, cfg.netns(node), f"{cfg.mgmt_ip(node)}/24")
+        netns.mgmt_veth(cfg.netns(node), cfg.bridge, cfg.netns(node), f"{cfg.mgmt_ip(node)}/24")
 
     links = []
     for i, a in enumerate(cfg.nodes):
@@ -482,7 +483,7 @@ def _down(cfg: LabConfig) -> None:
                 attempt(f"`ip netns del {c.netns(node)}`", netns.netns_del, c.netns(node))
     links = set(netns.link_names())
     for c in configs:
-        for name in [c.prefix + n for n in c.nodes] + [c.bridge]:
+        for name in [c.netns(n) for n in c.nodes] + [c.bridge]:
             if name in links:
                 attempt(f"`ip link del {name}`", netns.link_del, name)
 

@@ -40,3 +40,10 @@ def overlay_content(ssh_config: Path, node: str, node_dir: Path,
 
 def write_overlay(path: Path, content: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(content, sort_keys=False, default_flow_style=False))
+
+
+def overlay_for(node: str) -> Path | None:
+    """Entry point `qualify.overlays` (see qualify/overlays.py): the overlay of a node of the running lab."""
+    from qualify.lab.lab import LabConfig, overlay_path  # late: lab.py imports this module
+
+    return overlay_path(LabConfig.from_env(), node)

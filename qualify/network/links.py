@@ -9,7 +9,7 @@ from qualify.errors import NodeUnreachable, QualifyError
 from qualify.node import Node, connect
 from qualify.parsers.ethtool import LinkSettings, parse_ethtool_link
 from qualify.parsers.iproute import Link, parse_ip_link
-from qualify.plugin import resolve_profile
+from qualify.overlays import resolve_profile
 from qualify.profile import NetworkLink
 
 

@@ -17,7 +17,7 @@ from qualify.storage.identity import LOOP_SERIAL_PREFIX, mark_loop_backing_file
 FIXTURES = Path(__file__).with_name("lab_smart")
 HEALTHY_FIXTURE = FIXTURES / "healthy-samsung-pm983-u2.json"
 WORN_FIXTURE = FIXTURES / "worn-intel-p4510-u2.json"
-WORN_NODE = "pve3"
+WORN_NODE = "lab-pve3"
 SELLER_CLAIMED_HOURS = 5000  # "only a few thousand hours"
 RATED_ENDURANCE_TBW = 2733.0  # 1.92 TB at 1.3 drive writes per day for 3 years
 
