@@ -1,4 +1,5 @@
-"""fio JSON/json+: every corpus file (noise line, fio 3.1 duplicate keys, gtod_reduce, 2 jobs, bins), bad output."""
+"""fio JSON/json+: every corpus file (fio 2.x KiB/µs units, noise line, fio 3.1 duplicate keys, gtod_reduce, 2 jobs,
+bins), bad output."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from qualify.parsers.fio import parse_fio_json
 
 # name -> (version, [(job, direction, iops, bandwidth B/s, p99 ns or None, histogram bins)])
 EXPECTED = {
+    # fio 2.x: "bw" in KiB/s and clat in µs, so the p99 is the file's number x1000.
+    "fio-2.1.4-5jobs-seq-rand-read-write-kib-usec-pkb.json":
+        ("fio-2.1.4", [("sequential_write", "write", 133, 68118 * 1024, 823296_000, 0),
+                       ("sequential_read", "read", 253, 129836 * 1024, 473088_000, 0),
+                       ("random_write_test", "write", 1610, 6443 * 1024, 1688_000, 0),
+                       ("random_read_test", "read", 317, 1269 * 1024, 3728_000, 0),
+                       ("random_read_test_parallel", "read", 323, 1292 * 1024, 209920_000, 0)]),
     "fio-3.1-randwrite-4k-qd1-sata-ssd-raid-ctrl.json":
         ("fio-3.1", [("random-read", "write", 7428.909518, 29715 * 1024, 5079040, 0)]),
     "fio-3.20-2jobs-randread-randwrite-4k-qd64-rbd-kubestr.json":
@@ -37,7 +45,7 @@ def test_corpus_file(name):
     version, directions = EXPECTED[name]
     assert result.version == version
     seen = [(job, direction) for job in result.jobs for direction in ("read", "write")
-            if getattr(job, direction).total_ios]
+            if getattr(job, direction).io_bytes]
     assert [(job.name, direction) for job, direction in seen] == [d[:2] for d in directions]
     for (job, direction), (_, _, iops, bandwidth, p99, bins) in zip(seen, directions):
         measured = getattr(job, direction)
@@ -46,6 +54,25 @@ def test_corpus_file(name):
         assert (latency.percentile(99.0) if latency else None) == p99
         assert (len(latency.histogram_ns) if latency else 0) == bins
         assert job.error == 0
+
+
+def test_fio_2_io_bytes_in_kib_and_latency_in_microseconds_are_converted():
+    result = parse_fio_json(corpus_path("fio", "fio-2.1.4-5jobs-seq-rand-read-write-kib-usec-pkb.json").read_text())
+    write = result.jobs[0].write
+    # 361984 KiB written at 68118 KiB/s in 5314 ms: io_bytes, bandwidth and runtime agree only in the same unit
+    assert write.io_bytes == 361984 * 1024
+    assert write.io_bytes == pytest.approx(write.bandwidth_bytes_s * write.runtime_ms / 1000, rel=0.001)
+    assert write.completion_latency.mean_ns == pytest.approx(477734.84e3)
+    assert write.completion_latency.max_ns == 869891_000
+    assert write.total_ios == 0  # fio 2.1 does not count them
+
+
+def test_units_follow_the_version_string_else_the_latency_keys():
+    text = corpus_path("fio", "fio-2.1.4-5jobs-seq-rand-read-write-kib-usec-pkb.json").read_text()
+    unversioned = text.replace('"fio version" : "fio-2.1.4",', "")
+    assert parse_fio_json(unversioned).jobs[0].write.io_bytes == 361984 * 1024
+    with pytest.raises(ParseError, match="older than fio 2"):
+        parse_fio_json(text.replace("fio-2.1.4", "fio-1.59"))
 
 
 def test_fio_3_1_duplicate_zero_keys_are_dropped_not_kept_as_percentile_0():

@@ -1,9 +1,15 @@
-"""fio `--output-format=json` and `json+` (fio 3.x); with --status-interval, one document per report.
+"""fio `--output-format=json` and `json+` (fio 2.x and 3.x); with --status-interval, one document per report.
+
+Units are keyed on fio's version string ("fio-2.2.10", "fio-3.33"): fio 2.x writes "io_bytes" in KiB (sic),
+"bw" in KiB/s and its latencies as "clat"/"lat" in microseconds; fio 3.x writes "io_bytes" in bytes and
+"clat_ns"/"lat_ns" in nanoseconds. Read as 3.x, a 2.x result is 1024x too small and has no latency. Without a
+version string, the latency keys decide.
 
 Quirks of real outputs handled here:
 - non-JSON lines before the document ("note: both iodepth >= 1 and synchronous I/O engine ...") or
   after it (an error fio prints on exit);
-- fio 3.1 writes unused percentile slots as duplicate "0.00" keys, and has no "bw_bytes" (only "bw" in KiB/s);
+- fio 2.x and 3.1 write unused percentile slots as duplicate "0.00" keys; fio < 3.3 has no "bw_bytes" (only "bw"
+  in KiB/s); fio 2.1 has no "total_ios" (0 here: not counted);
 - with gtod_reduce (or no I/O in a direction) every latency is 0 with "N": 0: no latency, not a 0 ns one;
 - json+ adds "bins" (completion-latency histogram, ns -> count) to clat_ns.
 """
@@ -38,7 +44,7 @@ class Direction:
     bandwidth_bytes_s: float
     iops: float
     runtime_ms: int
-    total_ios: int
+    total_ios: int  # 0 when this fio version does not count them (fio 2.1)
     completion_latency: Latency | None  # None when fio measured none (gtod_reduce, no I/O)
 
 
@@ -59,7 +65,19 @@ class FioResult:
     jobs: list[FioJob]
 
 
+@dataclass(frozen=True)
+class _Units:
+    """How one fio version writes its figures."""
+
+    io_bytes_scale: int  # multiplier from "io_bytes" to bytes
+    latency_key: str  # "clat_ns" (3.x) or "clat" (2.x)
+    latency_scale: int  # multiplier from that key's numbers to nanoseconds
+
+
+_FIO3 = _Units(io_bytes_scale=1, latency_key="clat_ns", latency_scale=1)
+_FIO2 = _Units(io_bytes_scale=1024, latency_key="clat", latency_scale=1000)
 _DOCUMENT_START = re.compile(r"^\{", re.MULTILINE)
+_VERSION = re.compile(r"^fio-(\d+)\.")
 
 
 def parse_fio_json(text: str, source: str = "fio") -> FioResult:
@@ -74,12 +92,24 @@ def parse_fio_json(text: str, source: str = "fio") -> FioResult:
                                  f"it starts with {text[start.start():start.start() + 60]!r}") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise ParseError(source, "JSON without a 'jobs' list; expected the output of fio --output-format=json")
+    version = str(data.get("fio version", ""))
+    units = _units(version, data["jobs"], source)
     try:
-        jobs = [_job(job) for job in data["jobs"]]
+        jobs = [_job(job, units) for job in data["jobs"]]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ParseError(source, f"a job lacks or mangles {exc}; expected fio 3.x JSON") from None
-    return FioResult(version=str(data.get("fio version", "")), global_options=data.get("global options", {}),
-                     jobs=jobs)
+        raise ParseError(source, f"a job lacks or mangles {exc}; expected fio 2.x or 3.x JSON") from None
+    return FioResult(version=version, global_options=data.get("global options", {}), jobs=jobs)
+
+
+def _units(version: str, jobs: list, source: str) -> _Units:
+    if m := _VERSION.match(version):
+        major = int(m[1])
+        if major < 2:
+            raise ParseError(source, f"{version} is older than fio 2; its JSON is not read (install fio >= 2)")
+        return _FIO2 if major == 2 else _FIO3
+    # No (or an odd) version string: the 2.x latency key without its 3.x twin says 2.x.
+    first = jobs[0].get("read", {}) if jobs and isinstance(jobs[0], dict) else {}
+    return _FIO2 if "clat" in first and "clat_ns" not in first else _FIO3
 
 
 def _without_empty_percentiles(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -87,23 +117,25 @@ def _without_empty_percentiles(pairs: list[tuple[str, object]]) -> dict[str, obj
     return {key: value for key, value in pairs if key != "0.00"}
 
 
-def _job(job: dict) -> FioJob:
-    read, write = _direction(job["read"]), _direction(job["write"])
+def _job(job: dict, units: _Units) -> FioJob:
+    read, write = _direction(job["read"], units), _direction(job["write"], units)
     runtime = job.get("job_runtime", max(read.runtime_ms, write.runtime_ms))  # fio < 3.9 has no job_runtime
     return FioJob(name=job["jobname"], error=int(job.get("error", 0)), options=job.get("job options", {}),
                   runtime_ms=int(runtime), read=read, write=write)
 
 
-def _direction(data: dict) -> Direction:
+def _direction(data: dict, units: _Units) -> Direction:
     bandwidth = data["bw_bytes"] if "bw_bytes" in data else data["bw"] * 1024  # fio < 3.3: KiB/s only
-    return Direction(io_bytes=int(data["io_bytes"]), bandwidth_bytes_s=float(bandwidth), iops=float(data["iops"]),
-                     runtime_ms=int(data["runtime"]), total_ios=int(data.get("total_ios", 0)),
-                     completion_latency=_latency(data.get("clat_ns")))
+    return Direction(io_bytes=int(data["io_bytes"]) * units.io_bytes_scale, bandwidth_bytes_s=float(bandwidth),
+                     iops=float(data["iops"]), runtime_ms=int(data["runtime"]),
+                     total_ios=int(data.get("total_ios", 0)),
+                     completion_latency=_latency(data.get(units.latency_key), units.latency_scale))
 
 
-def _latency(clat: dict | None) -> Latency | None:
+def _latency(clat: dict | None, scale: int) -> Latency | None:
     if not clat or clat.get("N") == 0 or not clat.get("max"):
         return None
-    return Latency(mean_ns=float(clat["mean"]), max_ns=int(clat["max"]),
-                   percentiles_ns={float(k): int(v) for k, v in clat.get("percentile", {}).items()},
+    # json+ "bins" exist only in fio 3.x (nanoseconds already).
+    return Latency(mean_ns=float(clat["mean"]) * scale, max_ns=int(clat["max"]) * scale,
+                   percentiles_ns={float(k): int(v) * scale for k, v in clat.get("percentile", {}).items()},
                    histogram_ns={int(k): int(v) for k, v in clat.get("bins", {}).items()})
