@@ -4,14 +4,13 @@
 
 Inert without --node (so the project's own tests are not affected). With it: loads and validates
 the profile, creates the run store, connects to the node, records the inventory, records every
-check's outcome, reasons and metrics as it ends, and at the end writes verdict.json, junit.xml
+check's outcome, reasons and measurements as it ends, and at the end writes verdict.json, junit.xml
 (pytest's own), report.html and reports/index.html. The exit status is the verdict's:
-0 pass, 1 fail, 2 incomplete.
+0 pass, 1 fail, 2 incomplete. The run's lifecycle is qualify/run.py; this module only adapts pytest.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import traceback
@@ -20,16 +19,12 @@ from typing import Any
 
 import pytest
 
-from qualify import __version__
 from qualify.errors import QualifyError
 from qualify.findings import Findings
-from qualify.inventory import collect_inventory
-from qualify.node import Node, connect
-from qualify.options import duration_option, parse_labels
-from qualify.overlays import resolve_profile
-from qualify.profile import LoadedProfile, Profile
-from qualify.store import RunStore, reports_dir
-from qualify.watch import Watcher, start_watch
+from qualify.node import Node
+from qualify.profile import Profile
+from qualify.run import Run
+from qualify.store import RunStore
 
 PLUGIN_NAME = "qualify-run"
 
@@ -59,66 +54,45 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class QualifyRun:
-    """State of one run; registered as a plugin so its hooks see the session."""
+    """Adapts the pytest session to a Run (qualify/run.py): its hooks feed the run's lifecycle."""
 
-    def __init__(self, loaded: LoadedProfile, store: RunStore, labels: dict[str, str]):
-        self.loaded = loaded
-        self.profile: Profile = loaded.profile
-        self.store = store
-        self.labels = labels
-        self.node: Node | None = None
-        self.connect_error: QualifyError | None = None
-        self.interrupted: str | None = None
-        self.watcher: Watcher | None = None
+    def __init__(self, run: Run):
+        self.run = run
 
     @classmethod
-    def start(cls, config: pytest.Config, node: str) -> "QualifyRun":
-        loaded = resolve_profile(node, config.getoption("profile"), announce=True)
-        if config.getoption("duration"):
-            seconds = duration_option(config.getoption("duration"))
-            loaded = loaded.model_copy(update={"profile": loaded.profile.model_copy(update={"duration": seconds})})
-        labels = {**loaded.profile.labels, **parse_labels(config.getoption("label"))}
-        base = Path(config.getoption("reports_dir")) if config.getoption("reports_dir") else reports_dir()
-        return cls(loaded, RunStore.create(node, base), labels)
+    def start(cls, config: pytest.Config, node: str) -> QualifyRun:
+        return cls(Run.start(node, config.getoption("profile"), config.getoption("duration"),
+                             config.getoption("label"), config.getoption("reports_dir")))
+
+    @property
+    def profile(self) -> Profile:
+        return self.run.profile
+
+    @property
+    def store(self) -> RunStore:
+        return self.run.store
 
     # -- session
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         signal.signal(signal.SIGTERM, _terminate)
-        self.store.append(
-            "run_started", node=self.loaded.node, run_id=self.store.run_id, host=self.profile.host,
-            labels=self.labels, profile_sources=list(self.loaded.sources),
-            profile=self.profile.model_dump(mode="json"), argv=sys.argv, version=__version__,
-        )
-        print(f"{self.loaded.node}: run {self.store.run_dir}", file=sys.stderr)
-        try:
-            self.node = connect(self.loaded.node, self.profile)
-        except QualifyError as exc:
-            self.connect_error = exc
-            self.store.append("event", severity="error", source="node", message=str(exc))
-            print(f"error: {exc}", file=sys.stderr)
-            return
-        self.store.append("inventory", inventory=collect_inventory(self.node))
-        self.watcher = start_watch(self.node, self.profile.watch, self.store)  # freezes, reboots, kernel log
+        self.run.begin(sys.argv)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:  # a check module that does not load: an error of that check, the others still run
             name = Path(report.nodeid.split("::")[0]).stem
             message = f"cannot load check {name}: {report.longreprtext.strip().splitlines()[-1]}"
-            self.store.append("check_started", name=name)
-            self.store.append("check_result", name=name, outcome="error", reasons=[message], problems=[],
-                              metrics={}, duration_s=0.0, traceback=report.longreprtext)
-            print(f"{self.loaded.node}: {name} error: {message}", file=sys.stderr)
+            self.run.check_started(name)
+            self.run.record(name, "error", None, message, report.longreprtext)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if not session.items:
             expression = session.config.getoption("keyword") or ""
-            message = f"no check selected (CHECKS={expression!r}); the checks are: {', '.join(available_checks())}"
-            self.store.append("event", severity="error", source="selection", message=message)
-            print(f"error: {message}", file=sys.stderr)
+            self.run.event("error", "selection", f"no check selected (CHECKS={expression!r}); the checks are: "
+                           f"{', '.join(available_checks())}")
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
-        self.store.append("check_started", name=_check_name(location[2]))
+        self.run.check_started(_check_name(location[2]))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -138,49 +112,17 @@ class QualifyRun:
             if judged:
                 item.stash[_OUTCOME] = judged
         if call.when == "teardown":
-            self._record(item)
+            result, message, trace = item.stash.get(_OUTCOME, ("error", "the check did not run", None))
+            findings = getattr(item, "funcargs", {}).get("findings")
+            self.run.record(_check_name(item.name), result, findings if isinstance(findings, Findings) else None,
+                            message, trace, item.stash[_DURATION])
         return report
-
-    def _record(self, item: pytest.Item) -> None:
-        outcome, message, trace = item.stash.get(_OUTCOME, ("error", "the check did not run", None))
-        findings: Findings | None = getattr(item, "funcargs", {}).get("findings")
-        reasons = list(findings.reasons) if findings else []
-        if message and message not in reasons and outcome != "failed":
-            reasons.append(message)
-        self.store.append(
-            "check_result", name=_check_name(item.name), outcome=outcome, reasons=reasons,
-            problems=list(findings.problems) if findings else [],
-            metrics=findings.metrics if findings else {},
-            measurements=[m.as_record() for m in findings.measurements] if findings else [],
-            not_qualified=list(findings.not_qualified_parts) if findings else [],
-            duration_s=round(item.stash[_DURATION], 3),
-            **({"traceback": trace} if trace else {}),
-        )
-        headline = (findings.problems if findings and findings.problems else reasons) or [""]
-        first = headline[0]
-        print(f"{self.loaded.node}: {_check_name(item.name)} {outcome}{': ' + first if first else ''}",
-              file=sys.stderr)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus == pytest.ExitCode.INTERRUPTED:
-            self.interrupted = "stopped by a signal or Ctrl-C"
-        self.store.append("run_finished", interrupted=self.interrupted, pytest_exit=int(exitstatus))
-        if self.watcher:
-            self.watcher.stop()
-        if self.node:
-            self.node.close()
-        self.store.close()
-        from qualify.report import render_run  # late: the report pulls in pytest-html machinery
-
-        run_dir = self.store.run_dir
-        try:
-            shown = f"report: {render_run(run_dir)}"
-        except QualifyError as exc:  # verdict.json is written before the report is rendered
-            shown = f"report not rendered: {exc}"
-        verdict = json.loads((run_dir / "verdict.json").read_text())
-        print(f"{self.loaded.node}: verdict {verdict['verdict']} — {shown}", file=sys.stderr)
-        session.exitstatus = verdict["exit_code"]
+            self.run.interrupted = "stopped by a signal or Ctrl-C"
+        session.exitstatus = self.run.finish(int(exitstatus))
 
 
 _OUTCOME = pytest.StashKey[tuple[str, str, str | None]]()
@@ -219,11 +161,11 @@ def _terminate(signum: int, frame: Any) -> None:
 # -- fixtures the checks ask for
 
 
-def _run(request: pytest.FixtureRequest) -> QualifyRun:
-    run = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if run is None:
+def _run(request: pytest.FixtureRequest) -> Run:
+    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is None:
         pytest.skip("not a qualification run (no --node)")
-    return run
+    return plugin.run
 
 
 @pytest.fixture(scope="session")

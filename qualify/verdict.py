@@ -13,6 +13,8 @@ that could not be read.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
@@ -139,3 +141,12 @@ def _last(records, kind):
 
 def _without(record: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != key}
+
+
+def write_verdict(run_dir: Path, verdict: dict[str, Any]) -> Path:
+    """verdict.json of a run, written whole (to a temporary file first: a reader never sees half of it)."""
+    path = run_dir / "verdict.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(verdict, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,125 @@
+"""The lifecycle of one qualification run, apart from pytest (qualify/plugin.py only adapts pytest to it).
+
+start   — profile (with plug-in overlays), DURATION and labels; the run directory.
+begin   — `run_started`, the connection, the inventory, the freeze watch.
+record  — one check's result (outcome, reasons, measurements, not-qualified parts) as it ends.
+finish  — `run_finished`; the verdict judged in memory from the records and written to verdict.json;
+          the report rendered best-effort: rendering can never change the verdict or the exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qualify import __version__
+from qualify.errors import QualifyError
+from qualify.findings import Findings
+from qualify.inventory import collect_inventory
+from qualify.node import Node, connect
+from qualify.options import duration_option, parse_labels
+from qualify.overlays import resolve_profile
+from qualify.profile import LoadedProfile, Profile
+from qualify.store import RunStore, read_records, reports_dir
+from qualify.verdict import build_verdict, write_verdict
+from qualify.watch import Watcher, start_watch
+
+
+@dataclass
+class Run:
+    loaded: LoadedProfile
+    store: RunStore
+    labels: dict[str, str]
+    node: Node | None = None
+    connect_error: QualifyError | None = None
+    interrupted: str | None = None
+    watcher: Watcher | None = None
+    verdict: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> Profile:
+        return self.loaded.profile
+
+    @property
+    def name(self) -> str:
+        return self.loaded.node
+
+    @classmethod
+    def start(cls, node: str, profile_path: str | None, duration: str | None, labels: list[str],
+              reports: str | None) -> Run:
+        loaded = resolve_profile(node, profile_path, announce=True)
+        if duration:
+            seconds = duration_option(duration)
+            loaded = loaded.model_copy(update={"profile": loaded.profile.model_copy(update={"duration": seconds})})
+        all_labels = {**loaded.profile.labels, **parse_labels(labels)}
+        base = Path(reports) if reports else reports_dir()
+        return cls(loaded, RunStore.create(node, base), all_labels)
+
+    def begin(self, argv: list[str]) -> None:
+        self.store.append(
+            "run_started", node=self.name, run_id=self.store.run_id, host=self.profile.host,
+            labels=self.labels, profile_sources=list(self.loaded.sources),
+            profile=self.profile.model_dump(mode="json"), argv=argv, version=__version__,
+        )
+        print(f"{self.name}: run {self.store.run_dir}", file=sys.stderr)
+        try:
+            self.node = connect(self.name, self.profile)
+        except QualifyError as exc:
+            self.connect_error = exc
+            self.store.append("event", severity="error", source="node", message=str(exc))
+            print(f"error: {exc}", file=sys.stderr)
+            return
+        self.store.append("inventory", inventory=collect_inventory(self.node))
+        self.watcher = start_watch(self.node, self.profile.watch, self.store)  # freezes, reboots, kernel log
+
+    def event(self, severity: str, source: str, message: str) -> None:
+        self.store.append("event", severity=severity, source=source, message=message)
+        print(f"error: {message}", file=sys.stderr)
+
+    def check_started(self, name: str) -> None:
+        self.store.append("check_started", name=name)
+
+    def record(self, name: str, outcome: str, findings: Findings | None, message: str = "",
+               trace: str | None = None, duration_s: float = 0.0) -> None:
+        reasons = list(findings.reasons) if findings else []
+        if message and message not in reasons and outcome != "failed":
+            reasons.append(message)
+        self.store.append(
+            "check_result", name=name, outcome=outcome, reasons=reasons,
+            problems=list(findings.problems) if findings else [],
+            metrics=findings.metrics if findings else {},
+            measurements=[m.as_record() for m in findings.measurements] if findings else [],
+            not_qualified=list(findings.not_qualified_parts) if findings else [],
+            duration_s=round(duration_s, 3), **({"traceback": trace} if trace else {}),
+        )
+        headline = (findings.problems if findings and findings.problems else reasons) or [""]
+        first = headline[0]
+        print(f"{self.name}: {name} {outcome}{': ' + first if first else ''}", file=sys.stderr)
+
+    def finish(self, pytest_exit: int) -> int:
+        """Close the run, judge it, write verdict.json, render the report (best-effort); the exit code."""
+        self.store.append("run_finished", interrupted=self.interrupted, pytest_exit=int(pytest_exit))
+        if self.watcher:
+            self.watcher.stop()
+        if self.node:
+            self.node.close()
+        self.store.close()
+        run_dir = self.store.run_dir
+        self.verdict = build_verdict(read_records(run_dir))
+        write_verdict(run_dir, self.verdict)
+        shown = _render(run_dir)
+        print(f"{self.name}: verdict {self.verdict['verdict']} — {shown}", file=sys.stderr)
+        return int(self.verdict["exit_code"])
+
+
+def _render(run_dir: Path) -> str:
+    from qualify.report import render_run  # late: the report pulls in its rendering machinery
+
+    try:
+        return f"report: {render_run(run_dir)}"
+    except QualifyError as exc:
+        return f"report not rendered: {exc}"
+    except Exception as exc:  # noqa: BLE001 — a report bug must not change the verdict
+        return f"report not rendered (internal error {type(exc).__name__}: {exc}); verdict.json is complete"
