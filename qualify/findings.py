@@ -62,11 +62,25 @@ def decide(value: Value, low: float | None, high: float | None, warn: bool = Fal
     return "passed" if inside else ("warning" if warn else "failed")
 
 
+# units shown with a prefix: rates decimal (as iperf3, ethtool and fio print them), sizes binary (as free and lsblk)
+_SCALED = {"bit/s": (1000, ("", "k", "M", "G", "T")), "B/s": (1000, ("", "k", "M", "G", "T")),
+           "B": (1024, ("", "Ki", "Mi", "Gi", "Ti", "Pi"))}
+
+
 def format_value(value: Value, unit: str = "") -> str:
     if value is None:
         return "unknown"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if unit == "hex" and isinstance(value, int):  # a revision: 0x435
+        return hex(value)
+    if unit in _SCALED and isinstance(value, (int, float)) and abs(value) >= 1000:
+        step, prefixes = _SCALED[unit]
+        power = 0
+        while abs(value) >= step and power < len(prefixes) - 1:
+            value, power = value / step, power + 1
+        text = f"{value:.3g}" if abs(value) < 99.95 else f"{value:.0f}"
+        return f"{text} {prefixes[power]}{unit}"
     if isinstance(value, float):
         if unit in ("%",):
             text = f"{value:.1f}"
@@ -86,6 +100,8 @@ def format_value(value: Value, unit: str = "") -> str:
 
 
 def limit_text(low: float | None, high: float | None, unit: str) -> str:
+    if low is not None and low == high:
+        return f"expected {format_value(low, unit)}"
     if low is not None and high is not None:
         return f"limits {format_value(low, unit)}..{format_value(high, unit)}"
     if high is not None:
