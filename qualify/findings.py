@@ -67,6 +67,26 @@ _SCALED = {"bit/s": (1000, ("", "k", "M", "G", "T")), "B/s": (1000, ("", "k", "M
            "B": (1024, ("", "Ki", "Mi", "Gi", "Ti", "Pi"))}
 
 
+_HIGHER_IS_BETTER = ("iops", "bytes_per_second", "bits_per_second", "ops_per_second", "mhz", "ratio_of_nominal")
+_LOWER_IS_BETTER = ("seconds", "celsius", "watts", "errors", "percent_used")
+
+
+def better_direction(name: str, low: float | None = None, high: float | None = None) -> int:
+    """+1 when a larger value is better, -1 when a smaller one is, 0 when nothing says.
+
+    A minimum alone means larger is better, a maximum alone smaller; otherwise the unit in the name.
+    """
+    if low is not None and high is None:
+        return 1
+    if high is not None and low is None:
+        return -1
+    if name.endswith(_HIGHER_IS_BETTER):
+        return 1
+    if name.endswith(_LOWER_IS_BETTER):
+        return -1
+    return 0
+
+
 def format_value(value: Value, unit: str = "") -> str:
     if value is None:
         return "unknown"

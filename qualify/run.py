@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from qualify import __version__
+from qualify.cluster.history import shifts
+from qualify.cluster.view import node_verdicts
 from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.inventory import collect_inventory
@@ -100,6 +102,11 @@ class Run:
 
     def finish(self, pytest_exit: int) -> int:
         """Close the run, judge it, write verdict.json, render the report (best-effort); the exit code."""
+        try:
+            self._compare_with_history()
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # history is an extra: never costs the run
+            self.store.append("event", severity="warning", source="history",
+                              message=f"history not compared: {type(exc).__name__}: {exc}")
         self.store.append("run_finished", interrupted=self.interrupted, pytest_exit=int(pytest_exit))
         if self.watcher:
             self.watcher.stop()
@@ -112,6 +119,22 @@ class Run:
         shown = _render(run_dir)
         print(f"{self.name}: verdict {self.verdict['verdict']} — {shown}", file=sys.stderr)
         return int(self.verdict["exit_code"])
+
+
+    def _compare_with_history(self) -> None:
+        """Measurements outside the node's own noise band become events (failing ones when the profile asks)."""
+        settings = self.profile.history
+        current = build_verdict(read_records(self.store.run_dir))
+        earlier = [v for v in node_verdicts(self.store.run_dir.parent) if v.get("run_id") != self.store.run_id]
+        found, notes = shifts(current, earlier, settings.sigmas, settings.min_band, settings.min_runs,
+                              settings.last_runs)
+        for note in notes:
+            self.store.append("event", severity="info", source="history", message=note)
+        for shift in found:
+            fails = bool(shift.worse) and settings.fail_on_regression
+            self.store.append("event", severity="error" if fails else "warning", source="history",
+                              kind="regression" if shift.worse else "shift", message=shift.sentence,
+                              fails_run=fails)
 
 
 def _render(run_dir: Path) -> str:
