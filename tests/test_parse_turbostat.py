@@ -33,6 +33,40 @@ def test_corpus_file(name):
     assert interval.package_cstates == cstates
     assert interval.package_watts == pytest.approx(watts)
     assert interval.cpus[-1].cpu == cpu and interval.cpus[-1].values[column] == value
+    assert interval.rejected == ()
+
+
+XEON = "xeon-gold-6130-4s-turbostat-21.05.04-pkgwatt-ramwatt.txt"
+
+
+def test_two_header_names_run_together_are_split_and_said():
+    # The real Xeon table with the tab between CPU%c6 and CoreTmp removed, as some turbostat versions print it.
+    text = corpus_path("turbostat", XEON).read_text().replace("CPU%c6\tCoreTmp", "CPU%c6CoreTmp", 1)
+    [interval] = parse_turbostat(text)
+    assert len(interval.cpus) == 7 and interval.package_watts == 205.38
+    assert interval.summary.values["CPU%c6"] == 92.80 and interval.summary.values["CoreTmp"] == 31
+    assert interval.rejected == (("line 2: header column 'CPU%c6CoreTmp' read as 'CPU%c6' and 'CoreTmp' "
+                                  "(two names run together)"),)
+
+
+def test_a_malformed_row_is_listed_and_the_others_kept():
+    lines = corpus_path("turbostat", XEON).read_text().splitlines()
+    lines[3] += "\t7"  # the first CPU row (line 4) gets one field too many
+    lines[4] = lines[4].replace("1278", "12?8")  # the sibling row a field that is no number
+    [interval] = parse_turbostat("\n".join(lines))
+    assert [row.cpu for row in interval.cpus] == ["8", "72", "16", "80", "24"]  # the other CPU rows
+    assert interval.package_watts == 205.38
+    assert interval.rejected == ("line 4 has 29 columns, the header only 28",
+                                 "line 5: column Bzy_MHz is '12?8', expected a number")
+
+
+def test_names_run_together_that_cannot_be_split_keep_the_short_rows():
+    text = corpus_path("turbostat", XEON).read_text().replace("PKG_%\tRAM_%", "PKG_%RAM_%x", 1)
+    [interval] = parse_turbostat(text)
+    assert interval.summary is None
+    assert interval.rejected == ("line 3 has 28 columns, the header only 27", "line 4 has 28 columns, the header only 27")
+    # rows that stop before the package columns (other cores, siblings) still fit the header
+    assert [row.cpu for row in interval.cpus] == ["64", "8", "72", "16", "80", "24"]
 
 
 def test_sibling_rows_have_only_their_columns():

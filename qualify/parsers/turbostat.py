@@ -9,6 +9,11 @@
 Columns vary with the CPU and version (Package or Node; PkgWatt or Pkg_J with --Joules; Intel
 Pkg%pcN or none on AMD), so rows are read by the header's names. Also accepted: a Python list
 literal of the lines (how hwbench stores turbostat output in its fixtures).
+
+A malformed row (more fields than the header, a field that is no number) does not reject the table: the
+rows that parse are kept and the others listed in `rejected`, line by line. Some turbostat versions print two
+column names run together in the header ("CPU%c6CoreTmp"); such a name is split where both halves are
+turbostat column names, and said so in `rejected` too.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from qualify.errors import ParseError
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?) sec\s*$")
 _TOPOLOGY = ("Package", "Node", "Die", "Core", "CPU")
 _PACKAGE_CSTATE = re.compile(r"^Pkg%(pc\d+)$")
+# turbostat's column names (tools/power/x86/turbostat, 2017..2025), to split two that run together.
+_COLUMN_NAME = re.compile(
+    r"^(?:Package|Node|Die|Core|CPU|APIC|X2APIC|Time_Of_Day_Seconds|usec|Avg_MHz|Busy%|Bzy_MHz|TSC_MHz|IPC|IRQ|"
+    r"NMI|SMI|POLL%?|C\d+[ESs]?%?|CPU%c\d+|Mod%c\d+|Die%c\d+|CoreTmp|CoreThr|PkgTmp|GFX%rc6|GFXMHz|GFXAMHz|"
+    r"SAM%mc6|SAMMHz|SAMAMHz|Totl%C0|Any%C0|GFX%C0|CPUGFX%|Pkg%pc\d+|Pk%pc10|CPU%LPI|SYS%LPI|UncMHz|"
+    r"(?:Pkg|Cor|GFX|RAM|Sys)(?:Watt|_J)|PKG_%|RAM_%)$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class TurbostatInterval:
     seconds: float | None             # the interval line before the table, when printed
     summary: TurbostatRow | None
     cpus: tuple[TurbostatRow, ...]
+    rejected: tuple[str, ...] = ()    # "line 7: 29 columns, the header only 28", one per row not read
 
     @property
     def package_cstates(self) -> dict[str, float]:
@@ -55,43 +67,68 @@ class TurbostatInterval:
 
 
 def parse_turbostat(text: str, source: str = "turbostat output") -> list[TurbostatInterval]:
-    """Every interval table in order; ParseError when there is no header line with a CPU column."""
+    """Every interval table in order; ParseError when there is no header line with a CPU column, or no row of
+    any table could be read."""
     intervals: list[TurbostatInterval] = []
     header: list[str] | None = None
     seconds: float | None = None
     summary: TurbostatRow | None = None
     cpus: list[TurbostatRow] = []
+    rejected: list[str] = []
+    all_rejected: list[str] = []
 
     def finish() -> None:
+        all_rejected.extend(rejected)
         if header is not None and (summary or cpus):
-            intervals.append(TurbostatInterval(seconds, summary, tuple(cpus)))
+            intervals.append(TurbostatInterval(seconds, summary, tuple(cpus), tuple(rejected)))
 
     for number, line in enumerate(_lines(text, source), 1):
         if not line.strip():
             continue
         if m := _INTERVAL.match(line):
             finish()
-            header, seconds, summary, cpus = None, float(m[1]), None, []
+            header, seconds, summary, cpus, rejected = None, float(m[1]), None, [], []
             continue
         fields = line.split()
-        if "CPU" in fields or "Busy%" in fields:
+        if any(name == "CPU" or name.startswith("Busy%") for name in fields):
             if header is not None:
                 finish()
-                seconds, summary, cpus = None, None, []
-            header = fields
+                seconds, summary, cpus, rejected = None, None, [], []
+            header = _split_run_together(fields, number, rejected)
             continue
         if header is None:
             continue  # the wrapped command's own output before turbostat's table
-        row = _row(header, fields, source, number)
+        try:
+            row = _row(header, fields, number)
+        except ValueError as exc:
+            rejected.append(str(exc))
+            continue
         if row.cpu == "-":
             summary = row
         else:
             cpus.append(row)
     finish()
     if not intervals:
+        if all_rejected:
+            raise ParseError(source, "no row of the turbostat table could be read: " + "; ".join(all_rejected[:3]))
         raise ParseError(source, "no turbostat table found (expected a header line with 'CPU' or 'Busy%' columns, "
                                  "as `turbostat --quiet --interval N` prints)")
     return intervals
+
+
+def _split_run_together(names: list[str], number: int, notes: list[str]) -> list[str]:
+    """Split a header name that is two turbostat column names without the tab between them."""
+    header: list[str] = []
+    for name in names:
+        splits = [(name[:i], name[i:]) for i in range(1, len(name))
+                  if _COLUMN_NAME.match(name[:i]) and _COLUMN_NAME.match(name[i:])]
+        if not _COLUMN_NAME.match(name) and len(splits) == 1:
+            header.extend(splits[0])
+            notes.append(f"line {number}: header column {name!r} read as {splits[0][0]!r} and {splits[0][1]!r} "
+                         "(two names run together)")
+        else:
+            header.append(name)
+    return header
 
 
 def _lines(text: str, source: str) -> list[str]:
@@ -106,9 +143,10 @@ def _lines(text: str, source: str) -> list[str]:
     return text.splitlines()
 
 
-def _row(header: list[str], fields: list[str], source: str, number: int) -> TurbostatRow:
+def _row(header: list[str], fields: list[str], number: int) -> TurbostatRow:
+    """One table row; ValueError naming the line when it does not fit the header."""
     if len(fields) > len(header):
-        raise ParseError(source, f"line {number} has {len(fields)} columns, the header only {len(header)}")
+        raise ValueError(f"line {number} has {len(fields)} columns, the header only {len(header)}")
     values: dict[str, float] = {}
     cpu = "-"
     for name, field in zip(header, fields):
@@ -119,5 +157,5 @@ def _row(header: list[str], fields: list[str], source: str, number: int) -> Turb
         try:
             values[name] = float(field)
         except ValueError:
-            raise ParseError(source, f"line {number}: column {name} is {field!r}, expected a number") from None
+            raise ValueError(f"line {number}: column {name} is {field!r}, expected a number") from None
     return TurbostatRow(cpu=cpu, values=values)
