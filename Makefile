@@ -10,8 +10,31 @@ DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools
                 pciutils dmidecode iproute2 iputils-ping util-linux fdisk lvm2 nftables kmod procps \
                 coreutils python3-minimal
 
-RUN_OPTS = $(if $(PROFILE),--profile "$(PROFILE)") $(if $(CHECKS),--checks "$(CHECKS)") \
-           $(if $(DURATION),--duration "$(DURATION)") $(if $(LABEL),--label "$(LABEL)")
+# What a user passes (NODE= PROFILE= CHECKS= DURATION= LABEL= AT= RUN= RUNS= OUTPUT=) never becomes shell
+# text. Each is taken unexpanded ($(value): a '$' stays a '$') into an exported variable QUALIFY_ARG_<name>;
+# make hands it to the recipe's shell in the environment, and recipes name only "$$QUALIFY_ARG_<name>" in
+# double quotes, which the shell replaces by the value without parsing it again (no ; ` $( | & or word
+# splitting). Options are passed as --option=value and node/run arguments after --, so a value that
+# begins with '-' is not read as an option either. qualify itself then checks what each value may be.
+# make exports command-line variables itself, expanding them on the way ($(shell ...) in a value would
+# run): only the QUALIFY_ARG_ copies go to the environment.
+unexport NODE PROFILE CHECKS DURATION LABEL AT RUN RUNS OUTPUT
+export QUALIFY_ARG_NODE := $(value NODE)
+export QUALIFY_ARG_PROFILE := $(value PROFILE)
+export QUALIFY_ARG_CHECKS := $(value CHECKS)
+export QUALIFY_ARG_DURATION := $(value DURATION)
+export QUALIFY_ARG_LABEL := $(value LABEL)
+export QUALIFY_ARG_AT := $(value AT)
+export QUALIFY_ARG_RUN := $(value RUN)
+export QUALIFY_ARG_RUNS := $(value RUNS)
+export QUALIFY_ARG_OUTPUT := $(value OUTPUT)
+
+# $(if) tests the value in make; only the constant text after the comma reaches the shell.
+PROFILE_OPT = $(if $(QUALIFY_ARG_PROFILE),"--profile=$$QUALIFY_ARG_PROFILE")
+CHECKS_OPT = $(if $(QUALIFY_ARG_CHECKS),"--checks=$$QUALIFY_ARG_CHECKS")
+DURATION_OPT = $(if $(QUALIFY_ARG_DURATION),"--duration=$$QUALIFY_ARG_DURATION")
+LABEL_OPT = $(if $(QUALIFY_ARG_LABEL),"--label=$$QUALIFY_ARG_LABEL")
+RUN_OPTS = $(PROFILE_OPT) $(CHECKS_OPT) $(DURATION_OPT) $(LABEL_OPT)
 
 .PHONY: help install tools test demo qualify soak nightly report export compare lab-up lab-down bench
 
@@ -40,33 +63,33 @@ test: install tools
 
 demo: install tools
 	$(QUALIFY) lab up
-	$(QUALIFY) run lab-pve2 --profile profiles/base/lab.yaml $(if $(CHECKS),--checks "$(CHECKS)")
+	$(QUALIFY) run lab-pve2 --profile profiles/base/lab.yaml $(CHECKS_OPT)
 	@echo "--- second-hand SSD acceptance: lab node lab-pve3 carries a worn-out drive, its rejection is expected:"
 	-$(QUALIFY) run lab-pve3 --profile profiles/base/lab.yaml --checks ssd_health
 
 qualify: install
-	@[ -n "$(NODE)" ] || { echo "usage: make qualify NODE=<name> [PROFILE=<file>] [CHECKS=<expr>] [DURATION=12h] [LABEL=k=v,...]"; exit 2; }
-	$(QUALIFY) run $(NODE) $(RUN_OPTS)
+	@[ -n "$$QUALIFY_ARG_NODE" ] || { echo "usage: make qualify NODE=<name> [PROFILE=<file>] [CHECKS=<expr>] [DURATION=12h] [LABEL=k=v,...]"; exit 2; }
+	$(QUALIFY) run $(RUN_OPTS) -- "$$QUALIFY_ARG_NODE"
 
 report: install
-	@[ -n "$(RUN)" ] || { echo "usage: make report RUN=reports/<node>/<run-id>"; exit 2; }
-	$(QUALIFY) report "$(RUN)"
+	@[ -n "$$QUALIFY_ARG_RUN" ] || { echo "usage: make report RUN=reports/<node>/<run-id>"; exit 2; }
+	$(QUALIFY) report -- "$$QUALIFY_ARG_RUN"
 
 soak: install
-	@[ -n "$(NODE)" ] || { echo "usage: make soak NODE=<name> [DURATION=12h] [PROFILE=<file>] [LABEL=k=v,...]"; exit 2; }
-	$(QUALIFY) soak $(NODE) $(if $(PROFILE),--profile "$(PROFILE)") $(if $(DURATION),--duration "$(DURATION)") $(if $(LABEL),--label "$(LABEL)")
+	@[ -n "$$QUALIFY_ARG_NODE" ] || { echo "usage: make soak NODE=<name> [DURATION=12h] [PROFILE=<file>] [LABEL=k=v,...]"; exit 2; }
+	$(QUALIFY) soak $(PROFILE_OPT) $(DURATION_OPT) $(LABEL_OPT) -- "$$QUALIFY_ARG_NODE"
 
 nightly: install
-	@[ -n "$(NODE)" ] || { echo "usage: make nightly NODE=<name...> [AT=22:00] [DURATION=8h]"; exit 2; }
-	$(QUALIFY) nightly install $(NODE) $(if $(AT),--at $(AT)) $(if $(DURATION),--duration "$(DURATION)")
+	@[ -n "$$QUALIFY_ARG_NODE" ] || { echo "usage: make nightly NODE=<name...> [AT=22:00] [DURATION=8h]"; exit 2; }
+	$(QUALIFY) nightly install $(if $(QUALIFY_ARG_AT),"--at=$$QUALIFY_ARG_AT") $(DURATION_OPT) -- "$$QUALIFY_ARG_NODE"
 
 export: install
-	@[ -n "$(RUN)" ] || { echo "usage: make export RUN=reports/<node>/<run-id> [OUTPUT=<file>.prom]"; exit 2; }
-	$(QUALIFY) export prometheus "$(RUN)" $(if $(OUTPUT),--output "$(OUTPUT)")
+	@[ -n "$$QUALIFY_ARG_RUN" ] || { echo "usage: make export RUN=reports/<node>/<run-id> [OUTPUT=<file>.prom]"; exit 2; }
+	$(QUALIFY) export prometheus $(if $(QUALIFY_ARG_OUTPUT),"--output=$$QUALIFY_ARG_OUTPUT") -- "$$QUALIFY_ARG_RUN"
 
 compare: install
-	@[ -n "$(RUNS)" ] || { echo "usage: make compare RUNS=\"reports/<node>/<run-id> reports/<node>/<run-id> ...\""; exit 2; }
-	$(QUALIFY) compare $(RUNS)
+	@[ -n "$$QUALIFY_ARG_RUNS" ] || { echo "usage: make compare RUNS=\"reports/<node>/<run-id> reports/<node>/<run-id> ...\""; exit 2; }
+	$(QUALIFY) compare -- "$$QUALIFY_ARG_RUNS"
 
 lab-up: install tools
 	$(QUALIFY) lab up

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from qualify.errors import QualifyError
+from qualify.errors import ParseError, QualifyError
 from qualify.node import Node
 from qualify.parsers.cpuinfo import parse_cpuinfo
 from qualify.parsers.dmidecode import parse_dmidecode_memory
@@ -30,6 +30,8 @@ def collect_inventory(node: Node) -> dict[str, Any]:
             inventory.update(read(node))
         except QualifyError as exc:
             inventory["errors"].append(f"{part}: {exc}")
+        except Exception as exc:  # an output no parser foresaw: a gap in the inventory, never the end of the run
+            inventory["errors"].append(f"{part}: cannot read it ({type(exc).__name__}: {exc})")
     return inventory
 
 
@@ -60,7 +62,10 @@ def _memory(node: Node) -> dict[str, Any]:
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key == "MemTotal":
-            kib = int(value.split()[0])
+            number = value.split()[0] if value.split() else ""
+            if not (number.isascii() and number.isdigit()):
+                raise ParseError(node.proc_path("meminfo"), f"MemTotal is not a number of kB: {line.strip()[:80]!r}")
+            kib = int(number)
             return {"memory_kib": kib, "memory_gib": round(kib / 2**20, 1)}
     return {}
 

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from qualify.errors import UsageError
+from qualify.names import check_node_name
 
-_TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
+_TIME = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")  # fullmatch: a trailing newline would break the timer
 _PASSED_ON = ("QUALIFY_PROFILES", "QUALIFY_REPORTS", "QUALIFY_LAB_DIR", "QUALIFY_LAB_PREFIX", "QUALIFY_LAB_SUBNET")
 
 
@@ -23,13 +24,22 @@ def unit_name(node: str) -> str:
     return f"qualify-nightly-{node}"
 
 
+def _systemd(text: str) -> str:
+    """systemd expands %-specifiers in ExecStart=, Environment= and WorkingDirectory=: keep a '%' a '%'.
+    A unit file is read line by line: a line break in a value would start a directive of its own."""
+    if "\n" in text or "\r" in text:
+        raise UsageError(f"cannot write a systemd unit with a line break in {text!r}")
+    return text.replace("%", "%%")
+
+
 def service_text(node: str, duration: str, workdir: Path) -> str:
-    command = shlex.join([sys.executable, "-m", "qualify", "soak", node, "--duration", duration])
-    env = "".join(f"Environment={shlex.quote(f'{k}={os.environ[k]}')}\n" for k in _PASSED_ON if k in os.environ)
+    command = _systemd(shlex.join([sys.executable, "-m", "qualify", "soak", node, "--duration", duration]))
+    env = "".join(f"Environment={_systemd(shlex.quote(f'{k}={os.environ[k]}'))}\n"
+                  for k in _PASSED_ON if k in os.environ)
     # Exit 1 (fail) and 2 (incomplete) leave the unit failed: `systemctl --failed` shows the bad night.
     return (f"[Unit]\nDescription=qualify nightly soak of {node}\n"
             "After=network-online.target\nWants=network-online.target\n\n"
-            f"[Service]\nType=oneshot\nWorkingDirectory={workdir}\n{env}ExecStart={command}\n")
+            f"[Service]\nType=oneshot\nWorkingDirectory={_systemd(str(workdir))}\n{env}ExecStart={command}\n")
 
 
 def timer_text(node: str, at: str) -> str:
@@ -42,9 +52,9 @@ def install_nightly(nodes: list[str], at: str, duration: str, unit_dir: Path) ->
     """Write the units (profiles are checked first); returns the files written."""
     from qualify.overlays import resolve_profile
 
-    if not _TIME.match(at):
+    if not _TIME.fullmatch(at):
         raise UsageError(f"--at {at!r}: expected a time of day like 22:00")
-    names = [n for item in nodes for n in item.split()]
+    names = [check_node_name(n) for item in nodes for n in item.split()]  # unit names and file names
     for node in names:
         resolve_profile(node, None)
     try:

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from qualify.errors import UsageError
+from qualify.names import check_node_name
 
 RECORDS = "run.jsonl"
 SAMPLES = "samples"
+# Left in every reports folder a run was created in: pages covering several runs (index.html) are
+# written only into such a folder (or QUALIFY_REPORTS), never next to a run directory copied elsewhere.
+REPORTS_MARK = ".qualify-reports"
 FSYNC_INTERVAL_S = 1.0
 
 
@@ -38,6 +42,12 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def reports_dir() -> Path:
     return Path(os.environ.get("QUALIFY_REPORTS", "reports")).resolve()
+
+
+def is_reports_root(path: Path) -> bool:
+    """A folder qualify keeps runs in: the configured one, or one a run was created in."""
+    path = path.resolve()
+    return path == reports_dir() or (path / REPORTS_MARK).is_file()
 
 
 class JsonLines:
@@ -77,8 +87,10 @@ class RunStore:
 
     @classmethod
     def create(cls, node: str, base: Path | None = None) -> "RunStore":
-        node_dir = (base or reports_dir()) / node
+        base = base or reports_dir()
+        node_dir = base / check_node_name(node)  # a name, never a path: runs stay under `base`
         node_dir.mkdir(parents=True, exist_ok=True)
+        (base / REPORTS_MARK).write_text("runs of qualify: reports/<node>/<run-id>/ (see README)\n")
         run_id = new_run_id()
         while True:  # two runs of one node in the same second: wait for the next run id
             try:
