@@ -9,6 +9,7 @@ the overlay alone (it must then be a valid profile).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -27,10 +28,12 @@ def overlays_for(node: str) -> list[tuple[str, Path]]:
     return found
 
 
-def resolve_profile(node: str, path: str | None, announce: bool = False) -> LoadedProfile:
-    """The node's profile (profiles/<node>.yaml or `path`), with plug-in overlays on top."""
+def resolve_profile(node: str, path: str | None, announce: bool = False,
+                    extra: Sequence[Path] = ()) -> LoadedProfile:
+    """The node's profile (profiles/<node>.yaml or `path`), with `extra` overlays (an inventory's connection
+    settings) and plug-in overlays on top."""
     overlays = overlays_for(node)
-    loaded = load_profile(node, Path(path) if path else None, [p for _, p in overlays])
+    loaded = load_profile(node, Path(path) if path else None, [*extra, *(p for _, p in overlays)])
     if announce:
         for name, overlay in overlays:
             print(f"{node}: {name} node: using {overlay}", file=sys.stderr)

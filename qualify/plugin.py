@@ -36,6 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--duration", help="length of long checks, e.g. 90s, 30m, 12h")
     group.addoption("--label", action="append", default=[], help="key=value recorded with the run (repeatable)")
     group.addoption("--reports-dir", help="where run directories go (default ./reports)")
+    group.addoption("--overlay", action="append", default=[], help="a profile file merged on top (repeatable)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -62,7 +63,7 @@ class QualifyRun:
     @classmethod
     def start(cls, config: pytest.Config, node: str) -> QualifyRun:
         return cls(Run.start(node, config.getoption("profile"), config.getoption("duration"),
-                             config.getoption("label"), config.getoption("reports_dir")))
+                             config.getoption("label"), config.getoption("reports_dir"), config.getoption("overlay")))
 
     @property
     def profile(self) -> Profile:

@@ -50,8 +50,8 @@ class Run:
 
     @classmethod
     def start(cls, node: str, profile_path: str | None, duration: str | None, labels: list[str],
-              reports: str | None) -> Run:
-        loaded = resolve_profile(node, profile_path, announce=True)
+              reports: str | None, overlays: list[str] = ()) -> Run:
+        loaded = resolve_profile(node, profile_path, announce=True, extra=[Path(p) for p in overlays])
         if duration:
             seconds = duration_option(duration)
             loaded = loaded.model_copy(update={"profile": loaded.profile.model_copy(update={"duration": seconds})})
