@@ -8,22 +8,27 @@ pydantic; errors name the file that set the key, the key and what was expected.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import types
+import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qualify.durations import parse_duration
 from qualify.errors import ProfileError
+from qualify.names import check_node_name
 
 # ---------------------------------------------------------------- value types
 
 
 def _duration(value: Any) -> float:
-    return parse_duration(value)
+    # zero passes here (a wait may be skipped); each field's own bound (gt=0) refuses it where it means nothing
+    return parse_duration(value, allow_zero=True)
 
 
 def _hex_int(value: Any) -> int:
@@ -42,9 +47,9 @@ _RATE_FACTORS = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 def _rate(value: Any) -> float:
     """Bits per second from 10G, 9.4Gbit/s, 940M or a plain number (decimal units, as iperf3 and ethtool)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
         return float(value)
-    if isinstance(value, str) and (m := _RATE.fullmatch(value)) and float(m[1]) > 0:
+    if isinstance(value, str) and len(value) < 40 and (m := _RATE.fullmatch(value)) and float(m[1]) > 0:
         return float(m[1]) * _RATE_FACTORS[m[2]]
     raise ValueError(f"expected a rate like 10G, 9.4Gbit/s or 940M, got {value!r}")
 
@@ -57,7 +62,7 @@ BitsPerSecond = Annotated[float, BeforeValidator(_rate)]
 class _Strict(BaseModel):
     """Unknown keys are errors: a typo must not silently fall back to a default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf/.nan are never a limit
 
 
 def _absolute(value: str | None) -> str | None:
@@ -220,6 +225,16 @@ class StorageSettings(_Strict):
     falloff_share: float = Field(0.5, gt=0, lt=1, description="cache falloff: bandwidth below this share of the start")
     min_sustained_mb_s: float | None = Field(None, gt=0, description="steady bandwidth after the falloff must reach it")
 
+    @field_validator("drives")
+    @classmethod
+    def _each_drive_once(cls, drives: list[StorageDrive]) -> list[StorageDrive]:
+        # two entries of one drive would run two writers on it (and may disagree on allow_destroy)
+        names = [d.identity.casefold() for d in drives]
+        twice = sorted({d.identity for d in drives if names.count(d.identity.casefold()) > 1})
+        if twice:
+            raise ValueError(f"a drive is listed more than once: {', '.join(twice)}")
+        return drives
+
 
 class SsdHealthSettings(_Strict):
     max_percentage_used: float = Field(80.0, ge=0, description="NVMe percentage used / ATA wear-out")
@@ -282,9 +297,10 @@ class WatchSettings(_Strict):
     """The freeze watch that runs beside every check (qualify/watch)."""
 
     enabled: bool = True
-    heartbeat_interval: Seconds = Field(1.0, gt=0)
+    # below 0.2 s the controller's own scheduling jitter reads as a freeze of a healthy node
+    heartbeat_interval: Seconds = Field(1.0, ge=0.2)
     missed_heartbeats: int = Field(3, ge=2, description="a gap of this many intervals is a freeze")
-    probe_interval: Seconds = Field(5.0, gt=0, description="independent reachability probe (new TCP connection)")
+    probe_interval: Seconds = Field(5.0, ge=0.2, description="independent reachability probe (new TCP connection)")
     last_lines: int = Field(50, ge=1, description="kernel-log/pstore lines attached to a freeze or reboot")
     netconsole: bool = Field(False, description="the node's kernel sends every message over UDP to the controller")
     netconsole_port: int = Field(6666, ge=0, le=65535, description="UDP port the controller listens on (0: any free)")
@@ -304,7 +320,7 @@ class Profile(_Strict):
     host: str = Field(description="localhost/local, or an SSH destination (~/.ssh/config aliases work)")
     description: str = ""
     labels: dict[str, str] = {}
-    duration: Seconds | None = Field(None, description="overrides the length of long checks")
+    duration: Seconds | None = Field(None, gt=0, description="overrides the length of long checks")
     command_timeout: Seconds = Field(120.0, gt=0)
     ssh: SshSettings = SshSettings()
     paths: Paths = Paths()
@@ -351,6 +367,7 @@ def known_nodes(directory: Path | None = None) -> list[str]:
 def load_profile(node: str, path: Path | None = None, overlays: list[Path] = (),
                  directory: Path | None = None) -> LoadedProfile:
     """Load `path` (default profiles/<node>.yaml) with its bases, then `overlays` on top."""
+    check_node_name(node)  # profiles/<node>.yaml and reports/<node>/: a name, never a path
     directory = directory or profiles_dir()
     overlays = list(overlays)
     if path is None:
@@ -364,7 +381,7 @@ def load_profile(node: str, path: Path | None = None, overlays: list[Path] = (),
     merged: dict[str, Any] = {}
     origin: dict[tuple[str, ...], str] = {}
     sources: list[str] = []
-    for file in [*_with_bases(Path(path), directory, ()), *overlays]:
+    for file in [*_with_bases(Path(path), directory, (), []), *overlays]:
         data = _read_yaml(file)
         data.pop("extends", None)
         _merge(merged, data, origin, str(file), ())
@@ -376,10 +393,17 @@ def load_profile(node: str, path: Path | None = None, overlays: list[Path] = (),
     return LoadedProfile(node=node, profile=profile, sources=tuple(sources))
 
 
-def _with_bases(path: Path, directory: Path, chain: tuple[Path, ...]) -> list[Path]:
+MAX_PROFILE_FILES = 32  # a file and its bases; more is a mistake (or extends: fanning out exponentially)
+
+
+def _with_bases(path: Path, directory: Path, chain: tuple[Path, ...], seen: list[Path]) -> list[Path]:
     path = path.resolve()
     if path in chain:
         raise ProfileError(f"{path}: extends itself through {' -> '.join(map(str, chain))}")
+    seen.append(path)
+    if len(seen) > MAX_PROFILE_FILES:
+        raise ProfileError(f"{chain[0] if chain else path}: extends: more than {MAX_PROFILE_FILES} files "
+                           f"with their bases")
     bases = _read_yaml(path).get("extends") or []
     if isinstance(bases, str):
         bases = [bases]
@@ -391,23 +415,136 @@ def _with_bases(path: Path, directory: Path, chain: tuple[Path, ...]) -> list[Pa
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise ProfileError(f"{path}: extends: {base} not found (looked in {path.parent} and {directory})")
-        files += _with_bases(found, directory, (*chain, path))
+        files += _with_bases(found, directory, (*chain, path), seen)
     return [*files, path]
+
+
+# A profile is a few kilobytes, a handful of levels deep, with a few hundred values. These bounds
+# keep a hostile or broken file (an alias bomb, 20,000 nested '[') to milliseconds and megabytes.
+MAX_PROFILE_BYTES = 64 * 1024
+MAX_YAML_DEPTH = 32
+MAX_YAML_VALUES = 20_000  # every scalar and collection, counted once per alias that repeats it
+
+
+class _Refused(yaml.YAMLError):
+    """What the profile reader refuses on purpose (the message says why)."""
+
+
+class _ProfileLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that refuses duplicate keys, nesting deeper than MAX_YAML_DEPTH and more
+    than MAX_YAML_VALUES values as written (_expanded_size counts them with aliases expanded)."""
+
+    def __init__(self, text: str, name: str):
+        super().__init__(text)
+        self.name = name  # marks (line, column) name the file
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # composing is recursive: refuse before Python's recursion limit does, with a line number
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _Refused(f"line {self.peek_event().start_mark.line + 1}: nested deeper than "
+                               f"{MAX_YAML_DEPTH} levels")
+            self._nodes += 1
+            if self._nodes > MAX_YAML_VALUES:
+                raise _Refused(f"more than {MAX_YAML_VALUES} values: not a profile")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
+                if key in first:  # PyYAML would keep the last one silently
+                    raise _Refused(f"line {line}: key '{_shorten(key_node.value)}' appears twice "
+                                   f"(lines {first[key]} and {line})")
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, depth: int, memo: dict[int, tuple[int, int]], active: set[int]) -> tuple[int, int]:
+    """(values, height) of `node` with every alias expanded, each shared node measured once.
+
+    Aliases make the document a graph: a few hundred bytes can stand for billions of values, which
+    the merge, the validation and an error message would each walk."""
+    if id(node) in memo:
+        size, height = memo[id(node)]
+    elif id(node) in active:
+        raise _Refused(f"line {node.start_mark.line + 1}: an alias refers to the collection it is part of")
+    else:
+        if depth > MAX_YAML_DEPTH:
+            raise _Refused(f"line {node.start_mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels "
+                           f"(through aliases)")
+        active.add(id(node))
+        children = [] if isinstance(node, yaml.ScalarNode) else \
+            node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+        size, height = 1, 0
+        for child in children:
+            child_size, child_height = _expanded_size(child, depth + 1, memo, active)
+            size, height = size + child_size, max(height, child_height + 1)
+            if size > MAX_YAML_VALUES:
+                break
+        active.discard(id(node))
+        memo[id(node)] = (size, height)
+    if depth + height > MAX_YAML_DEPTH:
+        raise _Refused(f"line {node.start_mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels (through aliases)")
+    if size > MAX_YAML_VALUES:
+        raise _Refused(f"more than {MAX_YAML_VALUES} values once anchors and aliases (&, *) are expanded")
+    return size, height
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PROFILE_BYTES + 1)
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"{path}: larger than {MAX_PROFILE_BYTES // 1024} KiB: not a profile")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ProfileError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                           f"save the profile as UTF-8") from None
+    loader = _ProfileLoader(text, str(path))
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _expanded_size(node, 0, {}, set())
+        data = None if node is None else loader.construct_document(node)
+    except _Refused as exc:
+        raise ProfileError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+        raise ProfileError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more digits than Python converts
+        raise ProfileError(f"{path}: not valid YAML: a value cannot be read: {_shorten(str(exc))}") from None
+    finally:
+        loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: expected a mapping of keys (host:, paths:, checks: ...), "
                            f"got {type(data).__name__}")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: where, what, and in what (no source snippet)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        text = f"line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}: {exc.problem}"
+        if exc.context:
+            text += f" ({exc.context}" + (f" at line {exc.context_mark.line + 1})" if exc.context_mark else ")")
+        return _shorten(text, 300)
+    return _shorten(str(exc), 300)
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _merge(into: dict, data: dict, origin: dict, source: str, prefix: tuple[str, ...]) -> None:
@@ -429,31 +566,58 @@ def _leaf_keys(value: Any, loc: tuple[str, ...]):
             yield from _leaf_keys(sub, (*loc, str(key)))
 
 
+MAX_ERROR_LINES = 20
+
+
 def _explain(exc: ValidationError, origin: dict, default_file: str) -> str:
     lines = []
-    for error in exc.errors():
+    errors = exc.errors()
+    for error in errors[:MAX_ERROR_LINES]:
         loc = tuple(str(part) for part in error["loc"])
         key = ".".join(loc) or "(top level)"
         file = next((origin[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origin), default_file)
         if error["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
-            what = f"unknown key (expected one of: {', '.join(allowed)})"
+            what = "unknown key" + (f" (expected one of: {', '.join(allowed)})" if allowed else "")
         elif error["type"] == "missing":
             what = "required key is missing"
         else:
-            message = error["msg"].removeprefix("Value error, ")
-            what = f"{message} (got {error.get('input')!r})"
-        lines.append(f"{file}: {key}: {what}")
+            what = error["msg"].removeprefix("Value error, ")
+            value = error.get("input")
+            # our own messages say what they got; collections would only repeat the file
+            if "got " not in what and (value is None or isinstance(value, (str, int, float, bool))):
+                what += f" (got {_shorten(repr(value))})"
+        lines.append(f"{file}: {_shorten(key, 120)}: {what}")
+    if len(errors) > MAX_ERROR_LINES:
+        lines.append(f"... and {len(errors) - MAX_ERROR_LINES} more")
     return "invalid profile:\n  " + "\n  ".join(lines)
 
 
 def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
+    """The keys the section at `loc` takes; list indexes and mapping keys walk into the item type."""
     model: Any = Profile
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
+        model = _unwrap(model)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(part)
+            if field is None:
+                return []
+            model = field.annotation
+        elif get_origin(model) in (list, tuple, set, frozenset, dict) and get_args(model):
+            model = get_args(model)[-1]  # the item type (a mapping's value type)
+        else:
             return []
-        model = field.annotation
+    model = _unwrap(model)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """X of Annotated[X, ...] and of X | None."""
+    if get_origin(annotation) is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return _unwrap(members[0]) if len(members) == 1 else annotation
+    return annotation
