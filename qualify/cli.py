@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from qualify.errors import QualifyError, UsageError
+from qualify.names import check_node_name
 
 CHECKS_DIR = Path(__file__).with_name("checks")
 
@@ -96,17 +97,35 @@ def _run(args: argparse.Namespace) -> int:
     from qualify.options import duration_option, parse_labels
     from qualify.overlays import resolve_profile
 
-    nodes = [n for item in args.nodes for n in item.split()]
+    nodes = _node_names(args.nodes)
     if not nodes:
         raise UsageError("no node given: make qualify NODE=<name> (or NODE=\"pve1 pve2\")")
     if args.duration:
         duration_option(args.duration)
+    if args.checks:
+        _check_selection(args.checks)
     parse_labels(args.label)
     for node in nodes:  # every profile valid before anything starts
         resolve_profile(node, args.profile)
     if len(nodes) == 1:
         return _run_one(nodes[0], args)
     return _run_parallel(nodes, args)
+
+
+def _node_names(items: list[str]) -> list[str]:
+    """NODE="pve1 pve2" and several arguments alike; each a valid node name (it becomes a directory name)."""
+    return [check_node_name(n) for item in items for n in item.split()]
+
+
+def _check_selection(expression: str) -> None:
+    """A CHECKS expression pytest cannot parse: its own message, before any run directory exists."""
+    from _pytest.mark.expression import Expression  # pytest's -k parser (no public name for it)
+
+    try:
+        Expression.compile(expression.lstrip())
+    except SyntaxError as exc:
+        raise UsageError(f"CHECKS={expression!r}: Wrong expression passed to '-k': {exc.text}: "
+                         f"at column {exc.offset}: {exc.msg}") from None
 
 
 def _shared_options(args: argparse.Namespace) -> list[str]:
@@ -152,7 +171,7 @@ def _soak(args: argparse.Namespace) -> int:
 
     code = _run(args)
     base = Path(args.reports_dir).resolve() if args.reports_dir else reports_dir()
-    for node in (n for item in args.nodes for n in item.split()):
+    for node in _node_names(args.nodes):
         if (base / node).is_dir():
             print(f"{node}: nights side by side: {render_trend(base / node)}", file=sys.stderr)
             _export_configured(node, args, base / node)
