@@ -10,6 +10,7 @@ finish  — `run_finished`; the verdict judged in memory from the records and wr
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class Run:
 
     @classmethod
     def start(cls, node: str, profile_path: str | None, duration: str | None, labels: list[str],
-              reports: str | None, overlays: list[str] = ()) -> Run:
+              reports: str | None, overlays: Sequence[str] = ()) -> Run:
         loaded = resolve_profile(node, profile_path, announce=True, extra=[Path(p) for p in overlays])
         if duration:
             seconds = duration_option(duration)
@@ -133,7 +134,7 @@ class Run:
         for shift in found:
             fails = bool(shift.worse) and settings.fail_on_regression
             self.store.append("event", severity="error" if fails else "warning", source="history",
-                              kind="regression" if shift.worse else "shift", message=shift.sentence,
+                              change="regression" if shift.worse else "shift", message=shift.sentence,
                               fails_run=fails)
 
 
