@@ -1,23 +1,17 @@
 """`qualify export prometheus`: the textfile is accepted by prometheus_client's own parser and carries the
-verdict, outcomes and key figures labelled by node and check; bad paths give clear errors; a soak writes
-it by itself when the profile says where."""
+verdict, outcomes and every numeric measurement labelled by node, check and subject (a real lab network
+run: the iperf3 figure of every direction); bad paths give clear errors; a soak writes it by itself when
+the profile says where."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from test_e2e_lab import lab_workspace  # noqa: F401 (the fixture: the repo's profiles with the lab's overlays)
 
+from qualify.findings import Findings
 from qualify.store import RunStore
-
-THERMAL = {"max_package_temp_c": 97.5, "throttle_events": 12, "throttled_share": 0.05, "sustained_clock_mhz": 2400,
-           "avg_package_power_w": 41.2, "package_sensor": "temp:coretemp/Package id 0", "time_to_throttle_s": None}
-STORAGE = {"fio": "fio-3.33", "drives": {"S4YNNE0N": {
-    "device": "/dev/nvme0n1",
-    "rand_read": {"iops": 182450, "mb_s": 747.3, "latency_us": {"p50": 111.1, "p99.99": 13697.0}},
-    "sync_write": {"iops": 624, "mb_s": 2.6, "latency_us": {"p99": 7372.8}, "fit_for_ceph": False}}}}
-SSD = {"drives": {"S4YNNE0N": {"percentage_used": 16, "media_errors": 0, "power_on_hours": 4127,
-                               "data_written_bytes": 31249999872000, "verdict": "accept"}}}
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
@@ -25,22 +19,36 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def measured(name: str, declare) -> list[dict]:
+    """A check's measurements as the plugin records them (through the real Findings)."""
+    findings = Findings(name)
+    declare(findings)
+    return [m.as_record() for m in findings.measurements]
+
+
+CHECKS = {
+    "thermal": ("failed", lambda f: (f.measure("max_package_temperature_celsius", 97.5, unit="°C", high=95),
+                                     f.measure("package_sensor", "temp:coretemp/Package id 0"))),
+    "storage": ("passed", lambda f: (f.measure("fio_rand_read_iops", 182450, unit="IOPS", subject="S4YNNE0N"),
+                                     f.measure("fio_sync_write_latency_p99_seconds", None, unit="s", high=0.01,
+                                               subject="S4YNNE0N"))),
+    "idle_power": ("skipped", lambda f: None),
+}
+
+
 def fake_run(base: Path) -> Path:
     store = RunStore.create("pve2", base)
     store.append("run_started", node="pve2", run_id=store.run_id, labels={})
-    results = {"thermal": ("failed", THERMAL), "storage": ("passed", STORAGE), "ssd_health": ("passed", SSD),
-               "network": ("passed", {"throughput_bps": 9.41e9}), "soak": ("passed", {"freezes": 0, "reboots": 0}),
-               "idle_power": ("skipped", {})}
-    for name, (outcome, metrics) in results.items():
+    for name, (outcome, declare) in CHECKS.items():
         store.append("check_started", name=name)
-        store.append("check_result", name=name, outcome=outcome, reasons=[], problems=[], metrics=metrics,
-                     duration_s=12.5)
+        store.append("check_result", name=name, outcome=outcome, reasons=[], problems=[], metrics={},
+                     measurements=measured(name, declare), duration_s=12.5)
     store.append("run_finished", interrupted=None)
     store.close()
     return store.run_dir
 
 
-def test_export_is_parsed_by_prometheus_client(workspace):
+def test_every_numeric_measurement_is_a_series_parsed_by_prometheus_client(workspace):
     run_dir = fake_run(workspace.reports)
     out = workspace.root / "pve2.prom"
     proc = workspace.qualify("export", "prometheus", str(run_dir), "--output", str(out))
@@ -51,19 +59,42 @@ def test_export_is_parsed_by_prometheus_client(workspace):
     assert got[("qualify_run_verdict", frozenset({node, ("verdict", "pass")}))] == 0
     assert got[("qualify_check_outcome", frozenset({node, ("check", "thermal"), ("outcome", "failed")}))] == 1
     assert got[("qualify_check_outcome", frozenset({node, ("check", "idle_power"), ("outcome", "skipped")}))] == 1
-    thermal = frozenset({node, ("check", "thermal")})
-    assert got[("qualify_max_package_temperature_celsius", thermal)] == 97.5
-    assert got[("qualify_throttle_events", thermal)] == 12
-    assert got[("qualify_sustained_clock_hertz", thermal)] == 2.4e9
-    drive = {node, ("check", "storage"), ("drive", "S4YNNE0N"), ("job", "rand_read")}
-    assert got[("qualify_fio_iops", frozenset(drive))] == 182450
-    assert got[("qualify_fio_bandwidth_bytes_per_second", frozenset(drive))] == 747.3e6
-    assert got[("qualify_fio_latency_seconds", frozenset(drive | {("quantile", "0.9999")}))] == 0.013697
-    assert got[("qualify_iperf_throughput_bits_per_second", frozenset({node, ("check", "network")}))] == 9.41e9
-    assert got[("qualify_ssd_percentage_used", frozenset({node, ("check", "ssd_health"), ("drive", "S4YNNE0N")}))] == 16
-    assert got[("qualify_freezes", frozenset({node, ("check", "soak")}))] == 0
-    assert got[("qualify_check_metric", frozenset({node, ("check", "thermal"), ("metric", "throttled_share")}))] == 0.05
-    assert not any(name == "qualify_check_metric" and ("metric", "package_sensor") in labels for name, labels in got)
+    thermal = {node, ("check", "thermal"), ("subject", "")}
+    assert got[("qualify_max_package_temperature_celsius", frozenset(thermal))] == 97.5
+    hot = thermal | {("name", "max_package_temperature_celsius")}
+    assert got[("qualify_measurement_outcome", frozenset(hot | {("outcome", "failed")}))] == 1
+    assert got[("qualify_measurement_outcome", frozenset(hot | {("outcome", "passed")}))] == 0
+    assert got[("qualify_measurement_limit", frozenset(hot | {("bound", "high")}))] == 95
+    drive = {node, ("check", "storage"), ("subject", "S4YNNE0N")}
+    assert got[("qualify_fio_rand_read_iops", frozenset(drive))] == 182450
+    unread = drive | {("name", "fio_sync_write_latency_p99_seconds"), ("outcome", "unknown")}
+    assert got[("qualify_measurement_outcome", frozenset(unread))] == 1  # an unread figure: its outcome, no value
+    assert not any(name in ("qualify_fio_sync_write_latency_p99_seconds", "qualify_package_sensor") for name, _ in got)
+
+
+def test_a_real_lab_network_run_exports_the_throughput_of_every_direction(lab_workspace, lab):
+    profile = lab_workspace.root / "net.yaml"
+    profile.write_text("extends: base/lab.yaml\nchecks:\n  network:\n    duration: 1s\n    streams: 1\n"
+                       "    directions: [forward, bidir]\n")
+    node, peers = lab.nodes[1], [peer for peer in lab.nodes if peer != lab.nodes[1]]
+    proc = lab_workspace.qualify("run", node, "--profile", str(profile), "--checks", "network")
+    assert proc.returncode in (0, 1), proc.stderr  # a loaded machine may miss the lab's rate: still exported
+    run_dir = lab_workspace.runs(node)[-1]
+    proc = lab_workspace.qualify("export", "prometheus", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    got = samples((run_dir / "qualify.prom").read_text())
+    throughput = {dict(labels)["subject"]: value for name, labels in got
+                  if name == "qualify_iperf_throughput_bits_per_second" for value in [got[(name, labels)]]}
+    expected = set()
+    for peer in peers:
+        expected |= {f"{node} → {peer} (forward, to-{peer})", f"{node} → {peer} (bidir, to-{peer})",
+                     f"{peer} → {node} (bidir, to-{peer})"}
+    assert set(throughput) == expected
+    assert all(value > 0 for value in throughput.values())
+    for subject in expected:
+        labels = frozenset({("node", node), ("check", "network"), ("name", "iperf_throughput_bits_per_second"),
+                            ("subject", subject), ("bound", "low")})
+        assert got[("qualify_measurement_limit", labels)] > 0  # the share of the lab's stated rate
 
 
 def test_default_output_and_clear_errors(workspace):

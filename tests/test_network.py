@@ -12,14 +12,26 @@ import time
 from pathlib import Path
 
 import pytest
+from corpus import corpus_path
 
-from qualify.checks.network import _judge
+from qualify.checks.network import (
+    SHARE,
+    THROUGHPUT,
+    DirectionRun,
+    LinkEvidence,
+    NetworkEvidence,
+    flows,
+    judge,
+    record_mesh,
+)
 from qualify.errors import NodeError, QualifyError, ToolMissing
-from qualify.findings import Findings
-from qualify.network.iperf import PORT_TRIES, IperfServer, run_client
+from qualify.findings import Findings, Measurement
+from qualify.network.iperf import PORT_TRIES, Direction, IperfServer, run_client
+from qualify.network.links import Expectation
 from qualify.network.lock import link_test_lock
 from qualify.network.mesh import mesh_cells, mesh_rows
 from qualify.node import LocalNode
+from qualify.parsers.iperf3 import Iperf3Result, parse_iperf3
 from qualify.profile import NetworkLink, NetworkSettings, Profile
 from qualify.store import RunStore, read_samples
 
@@ -98,22 +110,110 @@ def test_iperf3_missing_names_the_package(tmp_path, monkeypatch):
         IperfServer(local(), 5201, 5)
 
 
-def test_no_server_gives_iperf3s_error_as_a_named_failure(tmp_path):
-    """A real iperf3 "error" document (connection refused) fails the direction, naming it."""
-    node = local()
-    result, _ = run_client(node, "127.0.0.1", free_port(), "forward", SHORT)
+def test_no_server_gives_iperf3s_error_as_a_named_failure():
+    """This machine's iperf3 "error" document (connection refused) fails the direction, naming it."""
+    result, _ = run_client(local(), "127.0.0.1", free_port(), "forward", SHORT)
     assert "Connection refused" in result.failure
+    findings = judged(evidence(result, link=_link("lo", "127.0.0.1"), node="ctl"))
+    assert findings.problems == [f"ctl → ctl (forward, lo): iperf3 gave no result: {result.failure} "
+                                 f"(is the link up and the peer address 127.0.0.1 right?)"]
+
+
+def _link(interface: str, address: str, peer: str = "ctl") -> NetworkLink:
+    return NetworkLink(peer=peer, interface=interface, peer_address=address)
+
+
+# -- the judge on recorded iperf3 outputs (tests/corpus/iperf3), in milliseconds
+
+PVE2_TO_PVE3 = _link("enp6s0f0", "10.10.23.3", peer="pve3")
+
+
+def corpus_result(name: str) -> Iperf3Result:
+    return parse_iperf3(corpus_path("iperf3", name).read_text())
+
+
+def evidence(result: Iperf3Result, expected: Expectation | None = None, direction: Direction = "forward",
+             link: NetworkLink = PVE2_TO_PVE3, node: str = "pve2") -> NetworkEvidence:
+    run = DirectionRun(direction, result, "2026-12-02T06:00:00Z", "2026-12-02T06:01:00Z")
+    return NetworkEvidence(node, (LinkEvidence(link, expected, (run,)),))
+
+
+def judged(found: NetworkEvidence, settings: NetworkSettings | None = None) -> Findings:
     findings = Findings("network")
-    store = RunStore.create("ctl", tmp_path / "reports")
-    _judge("ctl", _link("lo", "127.0.0.1"), "forward", result, None, SHORT, findings, store, {}, {})
-    assert findings.problems == [f"ctl ↔ ctl (forward, lo to 127.0.0.1): iperf3 gave no result: "
-                                 f"{result.failure} (is the link up and the peer address right?)"]
+    judge(found, settings or NetworkSettings(), findings)
+    return findings
+
+
+def throughput(findings: Findings) -> list[Measurement]:
+    return [m for m in findings.measurements if m.name == THROUGHPUT]
+
+
+MININET = "iperf-3.6-tcp-4streams-P4-60s-mininet-duplicate-keys.json"  # 17.5 Gbit/s, 2 retransmits
+
+
+def test_fast_enough_against_the_profiles_rate_passes_with_the_figure_and_its_limit():
+    findings = judged(evidence(corpus_result(MININET), Expectation(10e9, "the profile's expected rate")))
+    [measured] = throughput(findings)
+    assert (measured.outcome, measured.unit, measured.low) == ("passed", "bit/s", 9e9)
+    assert measured.value == pytest.approx(17.54e9, rel=1e-3)
+    assert measured.subject == "pve2 → pve3 (forward, enp6s0f0)"
+    assert measured.sentence == ("pve2 → pve3 (forward, enp6s0f0): throughput 17.5 Gbit/s (175% of the expected "
+                                 "10.00 Gbit/s, the profile's expected rate; 90% required; 2 retransmits) "
+                                 "(minimum 9 Gbit/s)")
+    assert findings.problems == []
+
+
+def test_below_the_share_of_the_negotiated_speed_fails_naming_direction_and_expectation():
+    findings = judged(evidence(corpus_result(MININET), Expectation(25e9, "the negotiated speed of enp6s0f0"),
+                               direction="reverse"))
+    [measured] = throughput(findings)
+    assert measured.outcome == "failed" and measured.low == 22.5e9
+    assert findings.problems == [measured.sentence]
+    assert "70% of the expected 25.00 Gbit/s, the negotiated speed of enp6s0f0; 90% required" in measured.sentence
+
+
+def test_no_expected_rate_is_unknown_not_passed():
+    findings = judged(evidence(corpus_result(MININET), expected=None))
+    assert [(m.name, m.outcome) for m in findings.measurements] == [(THROUGHPUT, "info"), (SHARE, "unknown")]
+    assert findings.problems == []
+    [part] = findings.not_qualified_parts
+    assert part["reason"].startswith("pve2 → pve3 (forward, enp6s0f0): share of the expected rate could not be read: "
+                                     "no expected rate: none in the profile and ethtool reports no speed for enp6s0f0")
+
+
+def test_cpu_bound_end_is_the_likely_cause_of_a_failure_and_a_warning_on_a_pass():
+    loopback = corpus_result("openwisp-iperf-3.9-tcp-1stream-loopback-client.json")  # client at 99.5 % CPU
+    failed = judged(evidence(loopback, Expectation(100e9, "the profile's expected rate")))
+    assert failed.problems[0].endswith("— likely cause: iperf3 on pve2 used 99 % of a CPU: that end is CPU-bound")
+    passed = judged(evidence(loopback, Expectation(40e9, "the profile's expected rate")))
+    assert passed.problems == [] and [m.outcome for m in passed.measurements] == ["passed", "warning"]
+    assert passed.reasons[-1] == ("warning: pve2 → pve3 (forward, enp6s0f0): iperf3 on pve2 used 99 % of a CPU: "
+                                  "that end is CPU-bound")
+
+
+def test_retransmits_above_the_share_are_named():
+    lossy = judged(evidence(corpus_result(MININET), Expectation(25e9, "the profile's expected rate")),
+                   NetworkSettings(max_retransmit_percent=0.000001))
+    assert "likely cause: 2 retransmits (0.00 % of the segments sent): packets are lost on the link" in lossy.problems[0]
+
+
+def test_refused_connection_of_a_bidir_test_fails_both_directions():
+    refused = corpus_result("openwisp-iperf-3.7-openwrt-error-connection-refused.json")
+    findings = judged(evidence(refused, Expectation(10e9, "x"), direction="bidir"))
+    assert [(m.subject, m.outcome) for m in findings.measurements] == [
+        ("pve2 → pve3 (bidir, enp6s0f0)", "failed"), ("pve3 → pve2 (bidir, enp6s0f0)", "failed")]
+    assert "iperf3 gave no result: error - unable to connect to server: Connection refused" in findings.problems[0]
+
+
+def test_mesh_rows_carry_the_judges_outcome(tmp_path):
+    found = evidence(corpus_result(MININET), Expectation(25e9, "the profile's expected rate"))
+    findings = judged(found)
+    store = RunStore.create("pve2", tmp_path / "reports")
+    record_mesh(flows(found), findings.measurements, store)
     store.close()
-    assert read_samples(store.run_dir, "network_tests")[0]["passed"] is False
-
-
-def _link(interface: str, address: str) -> NetworkLink:
-    return NetworkLink(peer="ctl", interface=interface, peer_address=address)
+    [row] = read_samples(store.run_dir, "network_tests")
+    assert (row["source"], row["target"], row["passed"], row["outcome"]) == ("pve2", "pve3", False, "failed")
+    assert row["share"] == pytest.approx(0.70, abs=0.01) and row["reason"] == findings.problems[0]
 
 
 def _hold(path: str, seconds: float, ready) -> None:
@@ -165,8 +265,10 @@ def test_loopback_passes_and_records_the_mesh_rows(workspace):
     check = verdict_check(workspace)
     assert check["outcome"] == "passed" and check["problems"] == []
     # a loaded machine may add a warning (retransmits, CPU-bound end) in front: the figures are what count
-    assert any(r.removeprefix("warning: ").startswith("ctl → ctl (forward, lo): ") and "of the expected 100 Mbit/s" in r
+    assert any(r.startswith("ctl → ctl (forward, lo): throughput ") and "of the expected 100 Mbit/s" in r
                for r in check["reasons"])
+    assert {(m["subject"], m["outcome"]) for m in check["measurements"] if m["name"] == THROUGHPUT} == {
+        ("ctl → ctl (forward, lo)", "passed"), ("ctl → ctl (reverse, lo)", "passed")}
     rows = mesh_rows(workspace.reports)
     assert [(r["source"], r["target"], r["test"], r["passed"]) for r in rows] == [
         ("ctl", "ctl", "forward", True), ("ctl", "ctl", "reverse", True)]
@@ -182,8 +284,8 @@ def test_expected_rate_out_of_reach_fails_naming_direction_figure_and_expectatio
     assert proc.returncode == 1, proc.stderr
     problems = verdict_check(workspace)["problems"]
     assert len(problems) == 2
-    assert problems[0].startswith("ctl → ctl (forward, lo): ")
-    assert "of the expected 100000.00 Gbit/s (the profile's expected rate), below the required 90%" in problems[0]
+    assert problems[0].startswith("ctl → ctl (forward, lo): throughput ")
+    assert "of the expected 100000.00 Gbit/s, the profile's expected rate; 90% required" in problems[0]
 
 
 def test_interface_not_on_the_node_is_an_error_naming_the_key(workspace):

@@ -4,17 +4,28 @@ Why: SFP+ links through transceivers and fibre "work" at a fraction of their spe
 is dirty, a transceiver marginal or a riser trains the NIC down; only a full-rate test in each
 direction shows it. The server runs on the peer node (its own profile says how to reach it), the
 client here; one link test at a time across every qualify process of a mesh run (qualify/network/lock.py).
-Each direction must reach the profile's share (default 90 %) of the link's expected rate (the
-profile's, else the negotiated speed); many retransmits or a CPU-bound end are named as the likely
-cause (and as a warning on a link that is fast enough all the same).
+
+Each direction's throughput (`iperf_throughput_bits_per_second`, subject "pve2 → pve3 (forward, enp6s0f0)")
+must reach the profile's share (default 90 %) of the link's expected rate: the profile's `expected_rate`,
+else the speed ethtool reports as negotiated. With neither, the direction is `unknown` (not qualified),
+never passed. Many retransmits or a CPU-bound end are named as the likely cause (and as a warning on a
+link that is fast enough all the same).
 """
 
 from __future__ import annotations
 
-from qualify.findings import Findings
+from dataclasses import dataclass
+
+from qualify.findings import Findings, Measurement
 from qualify.network.iperf import Direction, IperfServer, run_client
-from qualify.network.links import (Expectation, connect_peer, expectation, link_settings, node_interfaces,
-                                   require_interface)
+from qualify.network.links import (
+    Expectation,
+    connect_peer,
+    expectation,
+    link_settings,
+    node_interfaces,
+    require_interface,
+)
 from qualify.network.lock import link_test_lock
 from qualify.network.mesh import INTERVALS_STREAM, TESTS_STREAM
 from qualify.network.units import format_rate
@@ -23,7 +34,55 @@ from qualify.parsers.iperf3 import Flow, Iperf3Result
 from qualify.profile import NetworkLink, NetworkSettings, Profile
 from qualify.store import RunStore, utc_now
 
+THROUGHPUT = "iperf_throughput_bits_per_second"
+SHARE = "expected_rate_share_ratio"
 _DEFAULT_MSS = 1448  # Ethernet MTU 1500 minus IP/TCP headers with timestamps
+
+
+@dataclass(frozen=True)
+class DirectionRun:
+    """One iperf3 test of a link as the client (the node under test) saw it."""
+
+    direction: Direction
+    result: Iperf3Result
+    started: str
+    finished: str
+
+
+@dataclass(frozen=True)
+class LinkEvidence:
+    link: NetworkLink
+    expected: Expectation | None
+    runs: tuple[DirectionRun, ...]
+
+
+@dataclass(frozen=True)
+class NetworkEvidence:
+    node: str
+    links: tuple[LinkEvidence, ...]
+
+
+@dataclass(frozen=True)
+class FlowFigures:
+    """Data flowing source -> target in one test: what the judge decides and the mesh shows."""
+
+    source: str
+    target: str
+    direction: Direction
+    link: NetworkLink
+    expected: Expectation | None
+    bits_per_second: float | None  # None: iperf3 gave no result (`failure` says why)
+    failure: str | None
+    retransmits: int | None
+    retransmit_percent: float | None
+    cpu_client_percent: float | None
+    cpu_server_percent: float | None
+    started: str
+    finished: str
+
+    @property
+    def subject(self) -> str:
+        return f"{self.source} → {self.target} ({self.direction}, {self.link.interface})"
 
 
 def check_network(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
@@ -31,91 +90,126 @@ def check_network(node: Node, profile: Profile, findings: Findings, run_store: R
     if not settings.links:
         findings.skip("no links in the profile: list each link under checks.network.links "
                       "(interface, peer node, peer address) to test it")
+    evidence = collect(node, settings, run_store)
+    judge(evidence, settings, findings)
+    record_mesh(flows(evidence), findings.measurements, run_store)
+
+
+def collect(node: Node, settings: NetworkSettings, run_store: RunStore) -> NetworkEvidence:
+    """Every direction of every link, raw iperf3 output and per-second figures stored as each test ends."""
     node.require("iperf3")
     interfaces = node_interfaces(node)
     for index, link in enumerate(settings.links):
         require_interface(node, link, index, interfaces)
-    lowest: dict[str, float] = {}
+    links = []
     for link in settings.links:
         expected = expectation(link, link_settings(node, link.interface))
-        if expected is None:
-            findings.note(f"{link.interface}: no expected rate (none in the profile and ethtool reports no "
-                          f"speed): throughput to {link.peer} is measured, not judged")
-        _test_link(node, link, expected, settings, findings, run_store, lowest)
-    findings.metric("throughput_bps", lowest)
-    findings.metric("min_share", settings.min_share)
+        links.append(LinkEvidence(link, expected, _test_link(node, link, settings, run_store)))
+    return NetworkEvidence(node.name, tuple(links))
 
 
-def _test_link(node: Node, link: NetworkLink, expected: Expectation | None, settings: NetworkSettings,
-               findings: Findings, run_store: RunStore, lowest: dict[str, float]) -> None:
+def _test_link(node: Node, link: NetworkLink, settings: NetworkSettings,
+               run_store: RunStore) -> tuple[DirectionRun, ...]:
     peer = connect_peer(link)
-    reports_base = run_store.run_dir.parents[1]
     lock_timeout = max(1800.0, 30 * settings.duration * len(settings.directions))
+    runs = []
     try:
         with IperfServer(peer, settings.port, settings.connect_timeout) as server:
             for direction in settings.directions:
-                with link_test_lock(reports_base, lock_timeout):
-                    timing = {"started": utc_now()}
+                with link_test_lock(run_store.run_dir.parents[1], lock_timeout):
+                    started = utc_now()
                     result, raw = run_client(node, link.peer_address, server.port, direction, settings)
-                    timing["finished"] = utc_now()
+                    run = DirectionRun(direction, result, started, utc_now())
                 run_store.save_raw(f"network-{link.interface}-{direction}.json", raw)
-                _judge(node.name, link, direction, result, expected, settings, findings, run_store, lowest, timing)
+                _store_intervals(node.name, link, run, run_store)
+                runs.append(run)
     finally:
         peer.close()
+    return tuple(runs)
 
 
-def _judge(node_name: str, link: NetworkLink, direction: Direction, result: Iperf3Result,
-           expected: Expectation | None, settings: NetworkSettings, findings: Findings, run_store: RunStore,
-           lowest: dict[str, float], timing: dict[str, str]) -> None:
-    if result.failure or not result.flows:
-        reason = (f"{node_name} ↔ {link.peer} ({direction}, {link.interface} to {link.peer_address}): iperf3 gave "
-                  f"no result: {result.failure or 'no totals'} (is the link up and the peer address right?)")
-        findings.problem(reason)
-        ends = {"forward": [(node_name, link.peer)], "reverse": [(link.peer, node_name)],
-                "bidir": [(node_name, link.peer), (link.peer, node_name)]}[direction]
-        for source, target in ends:  # the mesh shows the direction as failed, not as missing
-            _record_test(run_store, source, target, direction, link, expected, 0.0, False, reason, timing)
-        return
-    for flow in result.flows:
+def _store_intervals(node_name: str, link: NetworkLink, run: DirectionRun, run_store: RunStore) -> None:
+    samples = run_store.samples(INTERVALS_STREAM)
+    for flow in run.result.flows:
         source, target = (node_name, link.peer) if flow.client_sends else (link.peer, node_name)
-        label = f"{source} → {target} ({direction}, {link.interface})"
-        bps = flow.bits_per_second or 0.0
-        retransmit_percent = _retransmit_percent(flow, result.tcp_mss)
-        causes = _likely_causes(flow, retransmit_percent, result, settings, node_name, link.peer)
-        share = bps / expected.bits_per_second if expected else None
-        passed = share is None or share >= settings.min_share
-        if not passed:
-            reason = (f"{label}: {format_rate(bps)} is {share:.0%} of the expected "
-                      f"{format_rate(expected.bits_per_second)} ({expected.basis}), below the required "
-                      f"{settings.min_share:.0%}" + (f"; likely cause: {'; '.join(causes)}" if causes else ""))
-        else:
-            judged = f", {share:.0%} of the expected {format_rate(expected.bits_per_second)}" if expected else ""
-            reason = f"{label}: {format_rate(bps)}{judged}, {flow.retransmits or 0} retransmits"
-            if causes:  # fast enough, yet losing packets or at the CPU's limit: worth a look
-                reason = f"warning: {reason}; {'; '.join(causes)}"
-        (findings.note if passed else findings.problem)(reason)
-        key = f"{source}->{target}"
-        lowest[key] = min(lowest.get(key, bps), bps)
-        _record_test(run_store, source, target, direction, link, expected, bps, passed, reason, timing,
-                     retransmits=flow.retransmits, retransmit_percent=retransmit_percent,
-                     cpu_client_percent=result.cpu.host_total if result.cpu else None,
-                     cpu_server_percent=result.cpu.remote_total if result.cpu else None)
         for interval in flow.intervals:
-            run_store.samples(INTERVALS_STREAM).append({
-                "source": source, "target": target, "test": direction, "t_s": interval.end_s,
-                "bits_per_second": interval.bits_per_second, "retransmits": interval.retransmits,
-                "omitted": interval.omitted})
+            samples.append({"source": source, "target": target, "test": run.direction, "t_s": interval.end_s,
+                            "bits_per_second": interval.bits_per_second, "retransmits": interval.retransmits,
+                            "omitted": interval.omitted})
 
 
-def _record_test(run_store: RunStore, source: str, target: str, direction: Direction, link: NetworkLink,
-                 expected: Expectation | None, bps: float, passed: bool, reason: str, timing: dict[str, str],
-                 **extra: float | int | None) -> None:
-    """One row of the mesh: data flowing source -> target in one test."""
-    expected_bps = expected.bits_per_second if expected else None
-    run_store.samples(TESTS_STREAM).append({
-        "source": source, "target": target, "test": direction, "interface": link.interface,
-        "bits_per_second": bps, "expected_bps": expected_bps, "share": bps / expected_bps if expected_bps else None,
-        "passed": passed, "reason": reason, "retransmits": None, **extra, **timing})
+def flows(evidence: NetworkEvidence) -> list[FlowFigures]:
+    """Each direction data flowed in, per test; a test without a result stands for every direction it had."""
+    found = []
+    for link_evidence in evidence.links:
+        link, node = link_evidence.link, evidence.node
+        for run in link_evidence.runs:
+            result = run.result
+            common = {"direction": run.direction, "link": link, "expected": link_evidence.expected,
+                      "started": run.started, "finished": run.finished}
+            if result.failure or not result.flows:
+                ends = {"forward": [(node, link.peer)], "reverse": [(link.peer, node)],
+                        "bidir": [(node, link.peer), (link.peer, node)]}[run.direction]
+                found += [FlowFigures(source, target, bits_per_second=None, failure=result.failure or "no totals",
+                                      retransmits=None, retransmit_percent=None, cpu_client_percent=None,
+                                      cpu_server_percent=None, **common) for source, target in ends]
+                continue
+            for flow in result.flows:
+                source, target = (node, link.peer) if flow.client_sends else (link.peer, node)
+                found.append(FlowFigures(
+                    source, target, bits_per_second=flow.bits_per_second or 0.0, failure=None,
+                    retransmits=flow.retransmits, retransmit_percent=_retransmit_percent(flow, result.tcp_mss),
+                    cpu_client_percent=result.cpu.host_total if result.cpu else None,
+                    cpu_server_percent=result.cpu.remote_total if result.cpu else None, **common))
+    return found
+
+
+def judge(evidence: NetworkEvidence, settings: NetworkSettings, findings: Findings) -> None:
+    """Each direction's throughput against the share of its link's expected rate."""
+    for figures in flows(evidence):
+        subject = figures.subject
+        if figures.failure is not None:
+            findings.problem(f"{subject}: iperf3 gave no result: {figures.failure} (is the link up and the peer "
+                             f"address {figures.link.peer_address} right?)", name=THROUGHPUT, subject=subject)
+            continue
+        causes = _likely_causes(figures, settings, evidence.node)
+        retransmits = f"{figures.retransmits or 0} retransmits"
+        expected = figures.expected
+        if expected is None:
+            findings.measure(THROUGHPUT, figures.bits_per_second, unit="bit/s", subject=subject, text="throughput",
+                             detail=f"({retransmits})")
+            findings.measure(SHARE, None, low=settings.min_share, subject=subject, text="share of the expected rate",
+                             detail=f"no expected rate: none in the profile and ethtool reports no speed for "
+                                    f"{figures.link.interface}")
+            continue
+        share = (figures.bits_per_second or 0.0) / expected.bits_per_second
+        measured = findings.measure(
+            THROUGHPUT, figures.bits_per_second, unit="bit/s", low=expected.bits_per_second * settings.min_share,
+            subject=subject, text="throughput",
+            detail=f"({share:.0%} of the expected {format_rate(expected.bits_per_second)}, {expected.basis}; "
+                   f"{settings.min_share:.0%} required; {retransmits})",
+            because=f"likely cause: {'; '.join(causes)}" if causes else None)
+        if causes and measured.outcome == "passed":  # fast enough, yet losing packets or at a CPU's limit
+            findings.warning(f"{subject}: {'; '.join(causes)}")
+
+
+def record_mesh(figures: list[FlowFigures], measurements: list[Measurement], run_store: RunStore) -> None:
+    """One row of the mesh per direction and test, with the judge's outcome (read by every node's report)."""
+    decided = {(m.name, m.subject): m for m in measurements if m.name == THROUGHPUT}
+    rows = run_store.samples(TESTS_STREAM)
+    for flow in figures:
+        measured = decided.get((THROUGHPUT, flow.subject))
+        expected_bps = flow.expected.bits_per_second if flow.expected else None
+        bps = flow.bits_per_second or 0.0
+        rows.append({
+            "source": flow.source, "target": flow.target, "test": flow.direction, "interface": flow.link.interface,
+            "bits_per_second": bps, "expected_bps": expected_bps,
+            "share": bps / expected_bps if expected_bps else None,
+            "passed": measured is not None and measured.outcome != "failed",
+            "outcome": measured.outcome if measured else "unknown", "reason": measured.sentence if measured else "",
+            "retransmits": flow.retransmits, "retransmit_percent": flow.retransmit_percent,
+            "cpu_client_percent": flow.cpu_client_percent, "cpu_server_percent": flow.cpu_server_percent,
+            "started": flow.started, "finished": flow.finished})
 
 
 def _retransmit_percent(flow: Flow, mss: int | None) -> float | None:
@@ -125,14 +219,12 @@ def _retransmit_percent(flow: Flow, mss: int | None) -> float | None:
     return 100 * flow.retransmits / segments
 
 
-def _likely_causes(flow: Flow, retransmit_percent: float | None, result: Iperf3Result, settings: NetworkSettings,
-                   node_name: str, peer: str) -> list[str]:
+def _likely_causes(figures: FlowFigures, settings: NetworkSettings, node_name: str) -> list[str]:
     causes = []
-    if retransmit_percent is not None and retransmit_percent > settings.max_retransmit_percent:
-        causes.append(f"{flow.retransmits} retransmits ({retransmit_percent:.2f} % of the segments sent): "
-                      f"packets are lost on the link (fibre, transceiver, CRC errors)")
-    if result.cpu:
-        for end, busy in ((node_name, result.cpu.host_total), (peer, result.cpu.remote_total)):
-            if busy >= settings.cpu_bound_percent:
-                causes.append(f"iperf3 on {end} used {busy:.0f} % of a CPU: that end is CPU-bound")
+    if figures.retransmit_percent is not None and figures.retransmit_percent > settings.max_retransmit_percent:
+        causes.append(f"{figures.retransmits} retransmits ({figures.retransmit_percent:.2f} % of the segments "
+                      f"sent): packets are lost on the link (fibre, transceiver, CRC errors)")
+    for end, busy in ((node_name, figures.cpu_client_percent), (figures.link.peer, figures.cpu_server_percent)):
+        if busy is not None and busy >= settings.cpu_bound_percent:
+            causes.append(f"iperf3 on {end} used {busy:.0f} % of a CPU: that end is CPU-bound")
     return causes
