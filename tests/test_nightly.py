@@ -3,6 +3,7 @@
 import pytest
 
 from qualify.errors import UsageError
+from qualify.findings import Findings
 from qualify.report.trend import night, render_trend
 from qualify.store import RunStore
 
@@ -35,12 +36,17 @@ def test_bad_nightly_input_is_named(workspace, tmp_path, args, message):
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
-def _night(base, events, metrics, finished=True):
+def _night(base, events, soak, finished=True):
+    """A stored night whose soak check measured `soak` (name -> (value, high limit))."""
+    findings = Findings("soak")
+    for name, (value, high) in soak.items():
+        findings.measure(name, value, unit="°C" if name.endswith("_celsius") else "", high=high)
     store = RunStore.create("pve2", base)
     store.append("run_started", node="pve2", run_id=store.run_id)
     for event in events:
         store.append("event", **event)
-    store.append("check_result", name="soak", outcome="failed" if events else "passed", metrics=metrics)
+    store.append("check_result", name="soak", outcome="failed" if events else "passed",
+                 measurements=[m.as_record() for m in findings.measurements])
     if finished:
         store.append("run_finished")
     store.close()
@@ -48,21 +54,24 @@ def _night(base, events, metrics, finished=True):
 
 
 def test_trend_puts_nights_side_by_side(tmp_path):
-    quiet = _night(tmp_path, [], {"max_package_temp_c": 71.5, "throttle_events": 0})
+    quiet = _night(tmp_path, [], {"max_package_temperature_celsius": (71.5, 95), "throttle_events_total": (0, None)})
     bad = _night(tmp_path, [
         {"severity": "critical", "source": "heartbeat", "event": "freeze", "fails_run": True, "message": "froze"},
         {"severity": "critical", "source": "heartbeat", "event": "reboot", "fails_run": True, "message": "rebooted"},
         {"severity": "critical", "source": "kernel", "event": "soft_lockup", "fails_run": True, "message": "lockup"},
         {"severity": "warning", "source": "kernel", "event": "thermal_throttle", "message": "throttled"},
-    ], {"max_package_temp_c": 99.0, "throttle_events": 412}, finished=False)
+    ], {"max_package_temperature_celsius": (99.0, 95), "throttle_events_total": (412, None)}, finished=False)
     first, second = night(quiet), night(bad)
-    assert (first.verdict, first.freezes, first.max_temp_c) == ("pass", 0, 71.5)
+    temperature = ("soak", "max_package_temperature_celsius", "")
+    assert (first.verdict, first.freezes, first.figures[temperature].value) == ("pass", 0, 71.5)
     assert (second.verdict, second.freezes, second.reboots, second.kernel_events, second.failing_kernel_events,
-            second.throttle_events) == ("incomplete", 1, 1, 2, 1, 412)
+            second.figures[("soak", "throttle_events_total", "")].value) == ("incomplete", 1, 1, 2, 1, 412)
+    assert second.figures[temperature].outcome == "failed"
     assert second.kinds == {"soft_lockup": 1, "thermal_throttle": 1}
     html = render_trend(tmp_path / "pve2").read_text()
     assert html.index(quiet.name) < html.index(bad.name), "oldest first"
-    assert "soft_lockup 1, thermal_throttle 1" in html and "99.0" in html
+    assert "soft_lockup 1, thermal_throttle 1" in html and "soak: max_package_temperature_celsius (°C)" in html
+    assert '<td class="failed"\n title="max package temperature 99°C (limit ≤ 95°C)">99°C</td>' in html
 
 
 def test_trend_of_a_node_without_runs_is_a_usage_error(tmp_path):

@@ -1,43 +1,46 @@
-"""Side-by-side report of several thermal soaks (coolers, lid open/closed): `qualify compare RUN...`.
+"""Side-by-side report of several runs (coolers, lid open/closed, before/after a repair): `qualify compare RUN...`.
 
-One self-contained HTML: package temperature, all-core clock and package power of every run
-overlaid on one time axis (aligned at each run's first sample), and a table per run by its labels
-with the thermal check's own numbers (from the stored records, so any finished run compares).
+One self-contained HTML: a table with every measurement of the runs (one row per check, measurement and
+subject, one column per run named by its labels, each cell coloured by its outcome), the failed and
+warning sentences of each run, and package temperature, all-core clock and package power of every run
+overlaid on one time axis (aligned at each run's first sample). Built from the stored records, so any
+run compares, finished or not; it reads the measurements only, so it knows no check.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import numpy as np
 from matplotlib.figure import Figure
 
 from qualify.errors import UsageError
+from qualify.report.measurements import Figure as Measured
+from qualify.report.measurements import Key, keys_of, run_figures, title
 from qualify.report.plots import png_base64
 from qualify.report.plots.thermal import BUCKETS
 from qualify.store import read_records
 from qualify.telemetry import Telemetry, load_telemetry
 from qualify.telemetry.series import envelope
-
-COLUMNS = (("max_package_temp_c", "max package °C"), ("steady_package_temp_c", "steady °C"),
-           ("time_to_throttle_s", "time to throttle s"), ("throttled_share", "throttled share"),
-           ("sustained_clock_mhz", "sustained clock MHz"), ("perf_drift_percent", "perf drift %"),
-           ("avg_package_power_w", "avg package W"), ("ambient_c", "ambient °C"))
+from qualify.verdict import build_verdict
 
 _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
-<html><head><meta charset="utf-8"><title>qualify: thermal comparison</title>
+<html><head><meta charset="utf-8"><title>qualify: comparison</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}
-.failed{color:#b00}.passed{color:#070}</style></head><body>
-<h1>Thermal comparison of {{ runs|length }} runs</h1>
-<table><tr><th>run</th><th>node</th><th>run id</th><th>outcome</th>
-{% for _, title in columns %}<th>{{ title }}</th>{% endfor %}</tr>
-{% for run in runs %}<tr><td>{{ run.name }}</td><td>{{ run.node }}</td><td>{{ run.run_id }}</td>
-<td class="{{ run.outcome }}">{{ run.outcome }}</td>
-{% for key, _ in columns %}<td>{{ run.cell(key) }}</td>{% endfor %}</tr>{% endfor %}
+.failed,.fail{color:#b00}.passed,.pass{color:#070}.warning,.unknown,.incomplete{color:#a60}</style></head><body>
+<h1>Comparison of {{ runs|length }} runs</h1>
+<table><tr><th>run</th>{% for run in runs %}<th>{{ run.name }}</th>{% endfor %}</tr>
+<tr><td>node</td>{% for run in runs %}<td>{{ run.node }}</td>{% endfor %}</tr>
+<tr><td>run id</td>{% for run in runs %}<td>{{ run.run_id }}</td>{% endfor %}</tr>
+<tr><td>verdict</td>{% for run in runs %}<td class="{{ run.verdict }}">{{ run.verdict }}</td>{% endfor %}</tr>
+{% for check in checks %}<tr><td>{{ check }} (check)</td>{% for run in runs %}
+<td class="{{ run.outcomes.get(check, '') }}">{{ run.outcomes.get(check, "—") }}</td>{% endfor %}</tr>{% endfor %}
+{% for name, key in rows %}<tr><td>{{ name }}</td>{% for run in runs %}{% set f = run.figures.get(key) %}
+<td class="{{ f.outcome if f else '' }}" title="{{ f.sentence if f else '' }}">{{ f.text if f else "—" }}</td>
+{% endfor %}</tr>{% endfor %}
 </table>
 {% for run in runs %}{% if run.reasons %}<h3>{{ run.name }}</h3><ul>
 {% for reason in run.reasons %}<li>{{ reason }}</li>{% endfor %}</ul>{% endif %}{% endfor %}
@@ -52,34 +55,29 @@ class ComparedRun:
     name: str
     node: str
     run_id: str
-    outcome: str
-    metrics: dict[str, Any]
-    reasons: list[str]
+    verdict: str
+    outcomes: dict[str, str]  # check -> outcome
+    figures: dict[Key, Measured]
     telemetry: Telemetry
 
-    def cell(self, key: str) -> str:
-        value = self.metrics.get(key)
-        if value is None:
-            return "—"
-        if key == "throttled_share":
-            return f"{value:.1%}"
-        return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    @property
+    def reasons(self) -> list[str]:
+        """What failed or needs attention, as the checks said it."""
+        return [f.sentence for f in self.figures.values() if f.outcome in ("failed", "warning", "unknown")]
 
 
 def load_run(run_dir: Path) -> ComparedRun:
-    records = read_records(run_dir)
-    started = next((r for r in records if r["kind"] == "run_started"), {})
-    labels = started.get("labels") or {}
-    result = next((r for r in reversed(records) if r["kind"] == "check_result" and r.get("name") == "thermal"), None)
+    verdict = build_verdict(read_records(run_dir))
+    figures = run_figures(verdict)
     telemetry = load_telemetry(run_dir)
-    if result is None and len(telemetry.t) == 0:
-        raise UsageError(f"{run_dir} has no thermal check and no telemetry to compare "
-                         f"(run it with CHECKS=thermal)")
-    name = ", ".join(f"{k}={v}" for k, v in labels.items()) or f"{started.get('node', run_dir.parent.name)} " \
-                                                                f"{run_dir.name}"
-    return ComparedRun(name=name, node=started.get("node", run_dir.parent.name), run_id=run_dir.name,
-                       outcome=(result or {}).get("outcome", "not finished"), metrics=(result or {}).get("metrics", {}),
-                       reasons=(result or {}).get("reasons", []), telemetry=telemetry)
+    if not figures and len(telemetry.t) == 0:
+        raise UsageError(f"{run_dir} has no measurements and no telemetry to compare (did any check run?)")
+    labels = verdict.get("labels") or {}
+    node = verdict.get("node") or run_dir.parent.name
+    name = ", ".join(f"{k}={v}" for k, v in labels.items()) or f"{node} {run_dir.name}"
+    return ComparedRun(name=name, node=node, run_id=run_dir.name, verdict=verdict["verdict"],
+                       outcomes={c["name"]: c["outcome"] for c in verdict["checks"]}, figures=figures,
+                       telemetry=telemetry)
 
 
 def compare_figure(runs: list[ComparedRun]) -> Figure:
@@ -100,7 +98,7 @@ def compare_figure(runs: list[ComparedRun]) -> Figure:
         if ax.lines:
             ax.legend(fontsize=8, loc="upper right")
     axes[-1].set_xlabel("minutes from the run's first sample")
-    fig.suptitle("Thermal comparison")
+    fig.suptitle("Telemetry comparison")
     return fig
 
 
@@ -108,7 +106,11 @@ def write_comparison(run_dirs: list[Path], output: Path) -> Path:
     if not run_dirs:
         raise UsageError("compare needs at least one run directory: make compare RUNS=\"reports/pve2/<run-id> ...\"")
     runs = [load_run(Path(d)) for d in run_dirs]
-    html = _TEMPLATE.render(runs=runs, columns=COLUMNS, image=png_base64(compare_figure(runs)))
+    checks = list(dict.fromkeys(check for run in runs for check in run.outcomes))
+    units = {key: figure.unit for run in runs for key, figure in run.figures.items()}
+    rows = [(title(key, units[key]), key) for key in keys_of(run.figures for run in runs)]
+    html = _TEMPLATE.render(runs=runs, checks=checks, rows=rows, image=png_base64(compare_figure(runs)))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(html, encoding="utf-8")
     return output
+

@@ -1,0 +1,40 @@
+"""`qualify compare`: runs side by side from their measurements alone — one row per check, measurement and
+subject, a column per run named by its labels, each cell marked with its outcome; a figure only one run
+has still gets its row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qualify.findings import Findings
+from qualify.report.compare import load_run, write_comparison
+from qualify.store import RunStore
+
+
+def stored_run(base: Path, labels: dict[str, str], temperature: float, extra: bool = False) -> Path:
+    findings = Findings("thermal")
+    findings.measure("max_package_temperature_celsius", temperature, unit="°C", high=95)
+    if extra:
+        findings.measure("fio_rand_read_iops", 182450, unit="IOPS", subject="S4YNNE0N")
+    store = RunStore.create("pve2", base)
+    store.append("run_started", node="pve2", run_id=store.run_id, labels=labels)
+    store.append("check_started", name="thermal")
+    store.append("check_result", name="thermal", outcome="failed" if findings.failed else "passed",
+                 reasons=findings.reasons, problems=findings.problems, metrics={},
+                 measurements=[m.as_record() for m in findings.measurements])
+    store.append("run_finished", interrupted=None)
+    store.close()
+    return store.run_dir
+
+
+def test_runs_side_by_side_by_measurement(tmp_path):
+    hot = stored_run(tmp_path / "a", {"cooler": "19mm"}, 99.2)
+    cool = stored_run(tmp_path / "b", {"cooler": "tall"}, 68.0, extra=True)
+    assert load_run(hot).reasons == ["max package temperature 99.2°C (limit ≤ 95°C)"]
+    html = write_comparison([hot, cool], tmp_path / "compare.html").read_text()
+    assert "<th>cooler=19mm</th><th>cooler=tall</th>" in html
+    assert "<td>thermal: max_package_temperature_celsius (°C)</td>" in html
+    assert 'class="failed" title="max package temperature 99.2°C (limit ≤ 95°C)">99.2°C</td>' in html
+    assert 'class="passed" title="max package temperature 68°C (limit ≤ 95°C)">68°C</td>' in html
+    assert "<td>thermal: fio_rand_read_iops [S4YNNE0N] (IOPS)</td>" in html and "182,450 IOPS" in html
+    assert html.count("data:image/png;base64,") == 1
