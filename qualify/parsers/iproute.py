@@ -29,3 +29,29 @@ def parse_ip_link(text: str) -> list[Link]:
              state=link.get("operstate"), kind=(link.get("linkinfo") or {}).get("info_kind"))
         for link in links
     ]
+
+
+@dataclass(frozen=True)
+class Address:
+    address: str
+    prefixlen: int
+    family: str  # inet, inet6
+    scope: str | None  # global, link, host
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One interface of `ip -j -d addr show`: the link and its addresses."""
+
+    link: Link
+    addresses: tuple[Address, ...]
+
+
+def parse_ip_addr(text: str) -> list[Interface]:
+    links = {link.name: link for link in parse_ip_link(text)}
+    interfaces = []
+    for entry in json.loads(text):
+        addresses = tuple(Address(a["local"], int(a["prefixlen"]), a.get("family", ""), a.get("scope"))
+                          for a in entry.get("addr_info") or [] if a.get("local") and a.get("prefixlen") is not None)
+        interfaces.append(Interface(links[entry.get("ifname", "")], addresses))
+    return interfaces

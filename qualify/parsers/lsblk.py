@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from qualify.errors import ParseError
@@ -42,3 +43,48 @@ def parse_lsblk(text: str) -> list[BlockDevice]:
 def _clean(value: str | None) -> str | None:
     # lsblk pads some fields (older versions) and uses null for "not reported"
     return value.strip() or None if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class BlockNode:
+    """One device of `lsblk -J -O -b` with what is stacked on it (partitions, LVM, dm-crypt, md)."""
+
+    name: str
+    path: str
+    type: str
+    model: str | None
+    serial: str | None
+    wwn: str | None
+    firmware: str | None
+    size_bytes: int | None
+    transport: str | None
+    fstype: str | None
+    mountpoints: tuple[str, ...]
+    children: tuple[BlockNode, ...]
+
+    def walk(self) -> Iterator[BlockNode]:
+        """This device and everything stacked on it, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+def parse_lsblk_tree(text: str) -> list[BlockNode]:
+    """`lsblk -J -O -b` (or any column set with NAME and TYPE): the device trees, top-level devices first.
+
+    util-linux 2.37+ prints `mountpoints` (a list, [null] when unmounted), older ones `mountpoint`."""
+    try:
+        devices = json.loads(text)["blockdevices"]
+        return [_node(d) for d in devices]
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ParseError("lsblk -J -O output", f"expected a JSON object with 'blockdevices' ({exc!r})") from None
+
+
+def _node(d: dict) -> BlockNode:
+    mounts = d.get("mountpoints") if "mountpoints" in d else [d.get("mountpoint")]
+    return BlockNode(
+        name=d["name"], path=d.get("path") or f"/dev/{d['name']}", type=d.get("type") or "",
+        model=_clean(d.get("model")), serial=_clean(d.get("serial")), wwn=_clean(d.get("wwn")),
+        firmware=_clean(d.get("rev")), size_bytes=int(d["size"]) if d.get("size") is not None else None,
+        transport=_clean(d.get("tran")), fstype=_clean(d.get("fstype")),
+        mountpoints=tuple(m for m in (mounts or []) if m), children=tuple(_node(c) for c in d.get("children") or []))
