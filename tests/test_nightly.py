@@ -3,6 +3,7 @@
 import pytest
 
 from qualify.errors import UsageError
+from qualify.nightly import service_text
 from qualify.findings import Findings
 from qualify.report.trend import night, render_trend
 from qualify.store import RunStore
@@ -27,13 +28,20 @@ def test_install_writes_a_service_and_a_timer_per_node(workspace, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["n1", "--at", "25:00"], "--at '25:00': expected a time of day like 22:00"),
+    (["n1", "--at", "22:00\n"], "--at '22:00\\n': expected a time of day like 22:00"),
+    (["n1", "--at", "22:00\nExecStartPre=/bin/true"], "expected a time of day like 22:00"),
+    (["n1", "--at", "22:00:00"], "expected a time of day like 22:00"),
+    (["n1", "--duration", "0"], "DURATION=0: a duration must be longer than zero"),
+    (["--", "../x"], "node name '../x': a node name is letters, digits"),
+    (["n1", "x%h"], "node name 'x%h'"),
     (["n1", "--duration", "soon"], "DURATION=soon"),
     (["nosuch"], "no profile for node 'nosuch'"),
 ])
 def test_bad_nightly_input_is_named(workspace, tmp_path, args, message):
     workspace.local_node("n1")
-    proc = workspace.qualify("nightly", "install", *args, "--unit-dir", str(tmp_path / "units"))
+    proc = workspace.qualify("nightly", "install", "--unit-dir", str(tmp_path / "units"), *args)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "units").exists()
 
 
 def _night(base, events, soak, finished=True):
@@ -77,3 +85,12 @@ def test_trend_puts_nights_side_by_side(tmp_path):
 def test_trend_of_a_node_without_runs_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="holds no runs"):
         render_trend(tmp_path / "pve9")
+
+
+def test_a_percent_in_a_path_stays_a_percent_for_systemd(monkeypatch, tmp_path):
+    monkeypatch.setenv("QUALIFY_REPORTS", "/srv/qualify/100%h")
+    text = service_text("n1", "8h", tmp_path / "50%")
+    assert "Environment=QUALIFY_REPORTS=/srv/qualify/100%%h" in text and f"WorkingDirectory={tmp_path}/50%%" in text
+    monkeypatch.setenv("QUALIFY_REPORTS", "/srv/x\nExecStartPre=/bin/true")
+    with pytest.raises(UsageError, match="line break"):
+        service_text("n1", "8h", tmp_path)

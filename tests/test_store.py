@@ -10,7 +10,7 @@ import time
 import pytest
 
 from qualify.errors import UsageError
-from qualify.store import RunStore, list_runs, read_records, read_samples
+from qualify.store import RunStore, is_reports_root, list_runs, read_records, read_samples
 
 
 def test_records_are_readable_while_the_store_is_open(tmp_path):
@@ -91,3 +91,19 @@ def test_sample_streams_are_separate_files_readable_while_written(tmp_path):
     assert [s["cpu_temp_c"] for s in read_samples(store.run_dir, "telemetry")] == [40, 41, 42]
     assert read_samples(store.run_dir, "absent") == []
     store.close()
+
+
+@pytest.mark.parametrize("node", ["../../x", "..", "/abs/path", "x;touch F;:", "a b", "", "n1/../../y"])
+def test_a_node_name_never_leaves_the_reports_folder(tmp_path, node):
+    base = tmp_path / "reports"
+    with pytest.raises(UsageError, match="a node name is"):
+        RunStore.create(node, base)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing made, not even the reports folder
+
+
+def test_a_reports_folder_is_marked_where_runs_are_created(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUALIFY_REPORTS", str(tmp_path / "configured"))
+    store = RunStore.create("n1", tmp_path / "elsewhere")
+    store.close()
+    assert is_reports_root(tmp_path / "elsewhere") and is_reports_root(tmp_path / "configured")
+    assert not is_reports_root(tmp_path) and not is_reports_root(store.run_dir.parent)
