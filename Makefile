@@ -18,7 +18,7 @@ DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools
 # begins with '-' is not read as an option either. qualify itself then checks what each value may be.
 # make exports command-line variables itself, expanding them on the way ($(shell ...) in a value would
 # run): only the QUALIFY_ARG_ copies go to the environment.
-unexport NODE PROFILE CHECKS DURATION LABEL AT RUN RUNS OUTPUT
+unexport NODE PROFILE CHECKS DURATION LABEL AT RUN RUNS OUTPUT PEERS FORCE DIFF
 export QUALIFY_ARG_NODE := $(value NODE)
 export QUALIFY_ARG_PROFILE := $(value PROFILE)
 export QUALIFY_ARG_CHECKS := $(value CHECKS)
@@ -28,6 +28,9 @@ export QUALIFY_ARG_AT := $(value AT)
 export QUALIFY_ARG_RUN := $(value RUN)
 export QUALIFY_ARG_RUNS := $(value RUNS)
 export QUALIFY_ARG_OUTPUT := $(value OUTPUT)
+export QUALIFY_ARG_PEERS := $(value PEERS)
+QUALIFY_ARG_FORCE := $(value FORCE)
+QUALIFY_ARG_DIFF := $(value DIFF)
 
 # $(if) tests the value in make; only the constant text after the comma reaches the shell.
 PROFILE_OPT = $(if $(QUALIFY_ARG_PROFILE),"--profile=$$QUALIFY_ARG_PROFILE")
@@ -36,10 +39,10 @@ DURATION_OPT = $(if $(QUALIFY_ARG_DURATION),"--duration=$$QUALIFY_ARG_DURATION")
 LABEL_OPT = $(if $(QUALIFY_ARG_LABEL),"--label=$$QUALIFY_ARG_LABEL")
 RUN_OPTS = $(PROFILE_OPT) $(CHECKS_OPT) $(DURATION_OPT) $(LABEL_OPT)
 
-.PHONY: help install tools test demo qualify soak nightly report export compare lab-up lab-down bench
+.PHONY: help install tools test demo profile qualify soak nightly report export compare lab-up lab-down bench
 
 help:
-	@echo "make test | demo | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | lab-up | lab-down | bench"
+	@echo "make test | demo | profile NODE=<name> [PEERS=a,b FORCE=1 DIFF=1] | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | lab-up | lab-down | bench"
 
 install: $(VENV)/.installed
 
@@ -66,6 +69,10 @@ demo: install tools
 	$(QUALIFY) run lab-pve2 --profile profiles/base/lab.yaml $(CHECKS_OPT)
 	@echo "--- second-hand SSD acceptance: lab node lab-pve3 carries a worn-out drive, its rejection is expected:"
 	-$(QUALIFY) run lab-pve3 --profile profiles/base/lab.yaml --checks ssd_health
+
+profile: install
+	@[ -n "$$QUALIFY_ARG_NODE" ] || { echo "usage: make profile NODE=<name> [PEERS=a,b] [OUTPUT=<file>] [FORCE=1] [DIFF=1]"; exit 2; }
+	$(QUALIFY) profile $(PROFILE_OPT) $(if $(QUALIFY_ARG_PEERS),"--peers=$$QUALIFY_ARG_PEERS") $(if $(QUALIFY_ARG_OUTPUT),"--output=$$QUALIFY_ARG_OUTPUT") $(if $(QUALIFY_ARG_FORCE),--force) $(if $(QUALIFY_ARG_DIFF),--diff) -- init "$$QUALIFY_ARG_NODE"
 
 qualify: install
 	@[ -n "$$QUALIFY_ARG_NODE" ] || { echo "usage: make qualify NODE=<name> [PROFILE=<file>] [CHECKS=<expr>] [DURATION=12h] [LABEL=k=v,...]"; exit 2; }
