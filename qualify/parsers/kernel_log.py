@@ -1,41 +1,46 @@
-"""Kernel-log lines that mean trouble: lockups, hung tasks, machine checks, PCIe/NVMe/NIC faults.
+"""Kernel-log lines that mean trouble: lockups, panics, machine checks, memory, PCIe, disk, filesystem faults.
 
-Takes any log shape qualify meets: `dmesg` (`[  41.670135] ...`), `dmesg -T` (`[Fri Aug 29 20:09:52
-2025] ...`), `dmesg -H` (`[Feb22 04:01]`, `[  +0.000001]`), syslog and `journalctl -k` short formats
-(`May  7 06:45:12 host kernel: [21584690.5] ...`, any month language: `фев 12 00:48:02 kernel: ...`)
-`journalctl -o short-iso`, pstore dmesg records (`<6>[ 0.1] ...`) and `journalctl -o json` records. Old and new kernel wordings are both matched (e.g. soft lockup with
-and without the `watchdog:` prefix, AER `severity=Corrected` and `severity=Correctable`).
+The kernel's message is found by its content, whatever comes before it: `dmesg` (`[  41.670135] ...`,
+`-T`, `-H`, `-x`, printk caller ids `[  T117]`), syslog RFC 3164 and ISO stamps (`May  7 06:45:12 host
+kernel: ...`, any month language), RFC 5424 (`<3>1 2024-... host kernel - - - ...`), journalctl short
+formats, `journalctl -o json` records and log shippers' JSON (`MESSAGE`/`message`/`log`), pstore and
+console records (`<6>[ 0.1] ...`, `<3>ata1: ...`), OpenWrt/busybox (`kern.err kernel: ...`), talosctl
+(`10.0.0.1: kern: alert: [2024-...Z]: ...`), line-numbered listings and indented quotes. Lines of
+another program (`smartd[12]: ...`) are not kernel messages.
 
-One event per line that states a fault; the detail lines around it (register dumps, call traces,
-"temperature/speed normal") are not events. Severity ladder: info < warning < error < critical.
+Old and new kernel wordings are both matched (soft lockup with and without `watchdog:`, AER
+`severity=Corrected|Correctable`, NVMe `I/O 12 QID 5 timeout` and `I/O tag 641 (c281) opcode 0x1 ...`,
+XFS `Log I/O Error Detected` and `log I/O error`, SCSI `Sense Key : Medium Error` and `0x3`).
+
+A multi-line APEI/GHES record (`{N}[Hardware Error]: ...`, firmware-first servers) is one event: its
+severity line, section type and location (fru_text, DIMM location, device_id) are read together;
+`KernelLogReader` keeps that state, and the ATA link speeds seen, across lines. Detail lines around a
+fault (register dumps, call traces, `configured for UDMA/133`) are not events.
+Severity ladder: info < warning < error < critical; the watch folds and judges them (qualify/watch).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qualify.errors import ParseError
 
 SEVERITIES = ("info", "warning", "error", "critical")
-
-# Timestamp/host prefixes, outermost first; what follows is the kernel's own message.
-_SYSLOG = re.compile(r"^(?P<stamp>\S+\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*)\s+(?:(?P<host>\S+)\s+)??"
-                     r"(?P<ident>[^\s:\[]+)(?:\[\d+\])?:\s?(?P<rest>.*)$")
-_BRACKET = re.compile(r"^\[(?P<stamp>[^\]]*)\]\s?(?P<rest>.*)$")
-_BRACKET_STAMP = re.compile(r"\s*(?:\+?\d+\.\d+|\w{3} ?\d{1,2} \d\d:\d\d(?::\d\d)?|\w{3} \w{3}\s+\d{1,2} [\d:]+ \d{4})\s*")
-
-_LEVEL = re.compile(r"^<\d+>")  # the log level pstore's dmesg records keep: "<6>[    0.1] ..."
-_JOURNAL_HOST = re.compile(r"^\S+ kernel: ")
+MAX_RECORD_LINES = 64  # of one GHES record kept as detail; firmware records are a dozen lines
 
 
 @dataclass(frozen=True)
 class KernelEvent:
-    kind: str          # soft_lockup, hung_task, mce, aer_corrected, nvme_timeout, ... (see _RULES)
+    kind: str          # soft_lockup, panic, memory_corrected, ata_reset, fs_error, ... (see KINDS)
     severity: str      # one of SEVERITIES
     message: str       # the kernel's message, without timestamp/host prefixes
     stamp: str | None  # the timestamp as the log printed it (monotonic seconds, date, relative)
+    subject: str | None = None  # what the fault is about: device, DIMM, CPU, page (repeats fold on it)
+    reason: str | None = None   # a panic's reason, a GHES record's section type
+    count: int = 1              # errors the line states ("EDAC MC1: 262 CE ...", sections of a record)
+    detail: tuple[str, ...] = ()  # the lines of a multi-line record (APEI/GHES)
 
 
 @dataclass(frozen=True)
@@ -49,39 +54,78 @@ def _rule(kind: str, severity: str, pattern: str) -> _Rule:
     return _Rule(kind, severity, re.compile(pattern, re.IGNORECASE))
 
 
-# First match wins: specific wordings before the generic BUG/WARNING/Hardware Error ones.
+_DEV = r"\([^)]*\)"  # "(device sda1)", "(sdb6)"
+
+# First match wins: specific wordings before the generic BUG/WARNING/I/O error ones.
 _RULES: tuple[_Rule, ...] = (
+    # "Kernel panic - not syncing: Watchdog detected hard LOCKUP on cpu 3" (the reason is kept), and its
+    # "---[ end Kernel panic - not syncing: ... ]---" trailer, which folds into the same event.
+    _rule("panic", "critical", r"Kernel panic - not syncing"),
     # "watchdog: BUG: soft lockup - CPU#0 stuck for 23s!" (>= 4.x) / "BUG: soft lockup - CPU#10 stuck" (3.x)
     _rule("soft_lockup", "critical", r"BUG: soft lockup - CPU#\d+ stuck for \d+s"),
-    # "Watchdog detected hard LOCKUP on cpu 3" / "NMI watchdog: hard LOCKUP"
+    # "Watchdog detected hard LOCKUP on cpu 3" / "NMI watchdog: ..." / "Watchdog CPU:59 Hard LOCKUP" (powerpc)
     _rule("hard_lockup", "critical", r"hard LOCKUP"),
     # "rcu: INFO: rcu_preempt self-detected stall on CPU", "INFO: rcu_sched detected stalls on CPUs/tasks"
     _rule("rcu_stall", "critical", r"\brcu_\w+ (?:self-)?detected stalls?\b"),
     _rule("hung_task", "error", r"INFO: task \S+ blocked for more than \d+ seconds"),
-    _rule("panic", "critical", r"Kernel panic - not syncing"),
     # Thermal events come through the mce driver on many kernels ("mce: CPU2: Core temperature ...").
     _rule("thermal_throttle", "warning", r"CPU\d+: (?:Core|Package) temperature above threshold, cpu clock throttled"),
-    _rule("mce", "critical", r"Machine Check Exception|Fatal machine check"),
-    # "mce: [Hardware Error]: CPU 0: Machine Check: 0 Bank 4: a600000000020408" (the record itself)
+    _rule("mce", "critical", r"Machine Check Exception|Fatal machine check|Machine check: Processor context corrupt|"
+                             r"\[Hardware Error\]: (?:Uncorrected|Deferred)\b"),
+    # "mce: [Hardware Error]: CPU 0: Machine Check: 0 Bank 4: a600000000020408": severity from the UC bit
     _rule("mce", "error", r"\[Hardware Error\]: CPU \d+: Machine Check"),
     # Only says records are waiting for mcelog/rasdaemon (often corrected errors, or throttling on old kernels).
-    _rule("mce", "warning", r"Machine check events logged"),
-    # "EDAC MC1: 262 CE memory read error on ...", "EDAC MC0: 4 CE error on CPU#0Channel#2_DIMM#0"
-    _rule("edac_ue", "critical", r"EDAC MC\d+: \d+ UE\b"),
-    _rule("edac_ce", "warning", r"EDAC MC\d+: \d+ CE\b"),
+    _rule("mce", "warning", r"Machine check events logged|\[Hardware Error\]: Corrected error, no action required"),
+    # "EDAC MC1: 262 CE memory read error on ...", "EDAC MC0: 4 CE error on CPU#0Channel#2_DIMM#0", 2.6: "EDAC MC0: CE page"
+    _rule("edac_ue", "critical", r"EDAC MC\d+: (?:\d+ )?UE\b"),
+    _rule("edac_ce", "warning", r"EDAC MC\d+: (?:\d+ )?CE\b"),
+    # "Memory failure: 0xe16677: already hardware poisoned", "...: recovery action for dirty LRU page: Recovered",
+    # "Memory failure: 0x30a6a90: unhandlable page.", old kernels "MCE 0x1234: Killing ... hardware memory corruption"
+    _rule("memory_poisoned", "critical", r"Memory failure: |hardware memory corruption|"
+                                         r"Uncorrected hardware memory error"),
     # AER: one event per "PCIe Bus Error" line, not per "error received" header, so nothing counts twice.
     _rule("aer_uncorrected", "critical", r"PCIe Bus Error: severity=Uncorrect\w+ \(Fatal\)"),
     _rule("aer_uncorrected", "error", r"PCIe Bus Error: severity=Uncorrect"),
     _rule("aer_corrected", "warning", r"PCIe Bus Error: severity=Correct(?:ed|able)"),
     # "NETDEV WATCHDOG: eth2 (igb): transmit queue 5 timed out" / "eth4: NETDEV WATCHDOG: CPU: 3: transmit queue 0 timed out 5010 ms"
     _rule("netdev_watchdog", "error", r"NETDEV WATCHDOG: .*transmit queue \d+ timed out"),
-    _rule("nvme_removed", "critical", r"nvme\d+: Removing after probe failure|nvme\d+: controller is down"),
+    _rule("nvme_removed", "critical", r"nvme\d+: (?:Removing after probe failure|controller is down|"
+                                      r"Disabling device after reset failure)"),
+    # "nvme nvme0: I/O 12 QID 5 timeout, aborting" (<= 6.1), "I/O 457 QID 1 timeout, completion polled",
+    # "nvme nvme0: I/O tag 641 (c281) opcode 0x1 (I/O Cmd) QID 8 timeout, aborting req_op:WRITE(1) size:4096" (>= 6.3)
+    _rule("nvme_timeout", "error", r"nvme\d+: I/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x\w+ \([^)]*\) )?QID \d+ timeout"),
     _rule("nvme_reset", "error", r"nvme\d+: (?:Device not ready; aborting reset|resetting controller|"
                                  r"Failure status: |failed to set APST)"),
-    _rule("nvme_timeout", "error", r"nvme\d+: I/O \d+ (?:\(\w+\) )?QID \d+ timeout"),
-    _rule("fs_readonly", "critical", r"Remounting filesystem read-only|forced readonly|"
-                                     r"Shutting down filesystem|remounting read-only"),
-    _rule("io_error", "error", r"\bI/O error, dev \S+|Buffer I/O error on dev"),
+    # A medium the drive cannot read back: SCSI/SAS sense, libata's UNC bit, the block layer's status, NVMe status.
+    _rule("medium_error", "error", r"critical medium error|Sense Key : (?:Medium Error|0x3)\b|"
+                                   r"\berror: \{[^}]*\bUNC\b|Unrecovered Read Error"),
+    _rule("device_error", "error", r"critical target error|Sense Key : (?:Hardware Error|0x4)\b|"
+                                   r"rejecting I/O to offline device"),
+    # libata error handling: "ata3.00: exception Emask 0x0 SAct 0x1 SErr 0x0 action 0x6 frozen", "failed command: ..."
+    _rule("ata_error", "critical", r"\bata\d+(?:\.\d+)?: disabled\b"),
+    _rule("ata_link_slow", "error", r"\bata\d+: limiting SATA link speed to"),
+    _rule("ata_link_down", "error", r"\bata\d+(?:\.\d+)?: SATA link down\b"),
+    _rule("ata_reset", "error", r"\bata\d+(?:\.\d+)?: (?:hard|soft) resetting link|\bata\d+(?:\.\d+)?: COMRESET failed"),
+    _rule("ata_error", "error", r"\bata\d+(?:\.\d+)?: (?:exception Emask|failed command: )|"
+                                r"NCQ disabled due to excessive errors"),
+    # Counters of errors found before (at mount, every 24 h): history, not a fault of this run.
+    _rule("fs_error_count", "warning", rf"EXT4-fs {_DEV}: error count since last fsck|"
+                                       rf"BTRFS info {_DEV}: bdev \S+ errs:"),
+    _rule("fs_readonly", "critical", r"Remounting filesystem read-only|forced readonly|remounting read-only"),
+    # XFS "Filesystem has been shut down due to log error (0x2)." (>= 5.x), "Log I/O Error Detected.  Shutting
+    # down filesystem" (older), ext4 "Aborting journal on device sda1-8."
+    _rule("fs_shutdown", "critical", r"Filesystem has been shut down|Shutting down filesystem|"
+                                     r"xfs_do_force_shutdown|Aborting journal on device"),
+    _rule("fs_error", "error", r"EXT4-fs error|"
+                               rf"EXT4-fs {_DEV}: (?:I/O error while writing superblock|delayed block allocation failed|"
+                               r"previous I/O error)|JBD2: .*\bI/?O error|"
+                               rf"XFS {_DEV}: (?:log I/O error|metadata I/O error|Log I/O Error|Corruption detected|"
+                               r"Metadata corruption detected|log mount(?:/recovery)? failed|xfs_log_force: error)|"
+                               rf"BTRFS(?: error| critical|: error) |BTRFS warning {_DEV}: (?:csum failed|direct IO failed)|"
+                               r"\bbdev \S+ errs: wr \d+, rd \d+"),
+    _rule("fs_warning", "warning", rf"EXT4-fs warning {_DEV}: .*\berror\b"),
+    # "I/O error, dev sda, sector 123" (block layer), "nvme0n1: Read(0x2) @ LBA 1310720, 256 blocks, ... (sct 0x2 / sc 0x81)"
+    _rule("io_error", "error", r"\bI/O error, dev \S+|Buffer I/O error on dev|nvme\d+n\d+: .*@ LBA \d+, \d+ blocks, "),
     _rule("oops", "critical", r"\bOops: |general protection fault|BUG: unable to handle|"
                               r"BUG: kernel NULL pointer dereference|kernel BUG at "),
     _rule("bug", "error", r"\bBUG: "),
@@ -89,64 +133,302 @@ _RULES: tuple[_Rule, ...] = (
     _rule("warning", "warning", r"^WARNING: (?:CPU: \d+ PID: \d+ at|at )"),
 )
 
-KINDS = tuple(dict.fromkeys(r.kind for r in _RULES))
+_GHES_KINDS = ("memory_corrected", "memory_uncorrected", "hardware_error")
+KINDS = tuple(dict.fromkeys([r.kind for r in _RULES] + list(_GHES_KINDS)))
+
+# -- where the kernel's message starts
+
+_ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+# "May  7 06:45:12", "фев 12 00:48:02", "Mon Jan  1 00:00:00 2024" (logread), "Jan 01 00:00:00.123456" (short-precise)
+_SYSLOG_STAMP = r"(?:[A-Z][a-z]{1,2} )?[^\W\d_]{3,}\.? {1,2}\d{1,2},? \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4}\b)?"
+_ANY_STAMP = re.compile(rf"(?:[A-Z][a-z]{{2}} )?{_ISO}(?: [A-Z]{{3,4}}\b)?|{_SYSLOG_STAMP}|\b\d{{10}}\.\d+\b")
+# dmesg: "[  41.67]", "[  +0.000001]", "[ +18,993611]", "[Feb22 04:01]", "[Fri Aug 29 20:09:52 2025]", talosctl "[2024-...Z]"
+_BRACKET = re.compile(r"\[(?P<stamp>\s*(?:\+?\d+[.,]\d+|\w{3} ?\d{1,2} \d\d:\d\d(?::\d\d)?|"
+                      rf"\w{{2,3}} \w{{3}}\s+\d{{1,2}} [\d:]+ \d{{4}}|{_ISO})\s*)\]:?\s?")
+_CALLER = re.compile(r"^\[\s*[TC]\d+\]\s?")  # CONFIG_PRINTK_CALLER: "[  T117]", "[    C3]"
+# "kernel:", "kernel[0]:", RFC 5424 "kernel - - - " / "kernel - - [meta ...] "
+_KERNEL_IDENT = re.compile(r"(?:^|(?<=[\s|,;\]]))kernel(?:\[\d*\])?:(?:\s|$)|"
+                           r"(?<=\s)kernel (?:-|\d+) \S+ (?:-|(?:\[[^\]]*\])+) ")
+_FOREIGN_IDENT = re.compile(r"[\w.\-/@]+\[\d+\]: ")  # "smartd[2977]: ": a program's syslog ident with its pid
+_FOREIGN_LINE = re.compile(rf"^(?:<\d+>\d? ?)?(?:{_ANY_STAMP.pattern})\s+(?:\S+\s+)?[\w.\-/@]+\[\d+\]: ")
+_LEADING = re.compile(r"^(?:<\d{1,3}>\d? ?|\d+,\d+,(?P<usec>\d+),[^;]*;|"  # log level, /dev/kmsg record
+                      r"kern(?:\.\w+|\s*:\s*\w+\s*:) ?)")  # logread "kern.err ", dmesg -x "kern  :err   : "
+_IDENT_SCAN = 160  # where a prefix can end: past that, "kernel:" or a stamp is part of the message
+
+_JSON_MESSAGE = ("MESSAGE", "message", "msg", "log")
+_JSON_STAMP = ("__REALTIME_TIMESTAMP", "@timestamp", "timestamp", "time")
+_JSON_IDENT = ("SYSLOG_IDENTIFIER", "_TRANSPORT", "ident", "program", "appname", "app_name")
 
 
 def split_prefix(line: str) -> tuple[str | None, str] | None:
-    """(timestamp, message) of one log line; None for a syslog line of another program than the kernel."""
-    line = _LEVEL.sub("", line.rstrip("\r\n"), count=1)
-    stamp = None
-    syslog = _SYSLOG.match(line)
-    if syslog:
-        if syslog["ident"] != "kernel":
-            return None
-        stamp, line = syslog["stamp"], syslog["rest"]
-    bracket = _BRACKET.match(line.lstrip())
-    if bracket and _BRACKET_STAMP.fullmatch(bracket["stamp"]):
-        stamp, line = bracket["stamp"].strip(), bracket["rest"]
-        line = _JOURNAL_HOST.sub("", line, count=1)  # journalctl -o short-monotonic: "[  1.2] host kernel: ..."
-    return stamp, line.strip()
+    """(timestamp, message) of one log line; None for a line of another program than the kernel."""
+    line = line.rstrip("\r\n")
+    if line.lstrip().startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return _split_record(record)
+    rest, stamp = line.strip(), None
+    ident = _KERNEL_IDENT.search(rest, 0, _IDENT_SCAN)
+    if ident:
+        head = rest[:ident.start()]
+        if _FOREIGN_IDENT.search(head):
+            return None  # "kernel:" inside another program's message
+        if _prefix_like(head):
+            stamp, rest = _stamp_in(head), rest[ident.end():]
+        else:
+            ident = None  # the word "kernel:" in a kernel message
+    elif _FOREIGN_LINE.match(rest):
+        return None
+    while leading := _LEADING.match(rest):
+        stamp = str(int(leading["usec"]) / 1e6) if leading["usec"] else stamp
+        rest = rest[leading.end():]
+    bracket = _BRACKET.search(rest, 0, _IDENT_SCAN)
+    if bracket and not _words(rest[:bracket.start()]):
+        stamp, rest = bracket["stamp"].strip(), rest[bracket.end():]
+        rest = _CALLER.sub("", rest, count=1)
+        host_ident = _KERNEL_IDENT.search(rest, 0, _IDENT_SCAN)  # journalctl -o short-monotonic: "[ 1.2] host kernel:"
+        if host_ident and len(rest[:host_ident.start()].split()) <= 1:
+            rest = rest[host_ident.end():]
+    elif not ident and (lead := _ANY_STAMP.match(rest)):
+        stamp, rest = lead.group().strip(), rest[lead.end():]
+    return stamp, rest.strip()
 
 
-def classify(message: str, stamp: str | None = None) -> KernelEvent | None:
-    """The event a kernel message states, if any."""
-    for rule in _RULES:
-        if rule.pattern.search(message):
-            return KernelEvent(rule.kind, rule.severity, message, stamp)
-    return None
+def _words(head: str) -> bool:
+    """Whether text before a stamp reads as a message (words), not a prefix (addresses, numbers, levels)."""
+    return bool(re.search(r"[^\W\d_]{3,}(?![\w.:-]*:)", re.sub(r"\bkern\b|\b(?:emerg|alert|crit|err|warning|warn|"
+                                                              r"notice|info|debug)\b", "", head)))
 
 
-def parse_kernel_line(line: str) -> KernelEvent | None:
-    """The event of one text line of dmesg/syslog/journalctl output, if it states one."""
-    split = split_prefix(line)
-    return classify(split[1], split[0]) if split else None
+def _prefix_like(head: str) -> bool:
+    """Stamps, then at most a host and a facility ("May  7 06:45:12 errol", "Mon Jan  1 ... 2024 kern.err")."""
+    rest = _ANY_STAMP.sub(" ", _BRACKET.sub(" ", re.sub(r"^\s*<\d{1,3}>\d?", "", head)))
+    return len(rest.split()) <= 2
 
 
-def parse_kernel_log(text: str) -> list[KernelEvent]:
-    """Every event of a kernel log in text form, in order."""
-    return [event for line in text.splitlines() if (event := parse_kernel_line(line))]
+def _stamp_in(head: str) -> str | None:
+    bracket = _BRACKET.search(head)
+    if bracket:
+        return bracket["stamp"].strip()
+    found = _ANY_STAMP.search(head)
+    return found.group().strip() if found else None
+
+
+def _split_record(record: dict) -> tuple[str | None, str] | None:
+    """A journal or log-shipper JSON record: its message, if the kernel wrote it."""
+    message = next((record[k] for k in _JSON_MESSAGE if k in record), None)
+    if isinstance(message, list):  # journald stores a MESSAGE that is not valid UTF-8 as an array of bytes
+        message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
+    if not isinstance(message, str):
+        return None
+    idents = [str(record[k]) for k in _JSON_IDENT if k in record]
+    if idents and "kernel" not in idents:
+        return None
+    stamp = next((str(record[k]) for k in _JSON_STAMP if k in record), None)
+    inner = split_prefix(message)  # a shipper may keep the whole syslog line in its message
+    if inner is None:
+        return None if not idents else (stamp, message.strip())
+    return inner[0] or stamp, inner[1]
 
 
 def journal_message(line: str) -> tuple[str | None, str] | None:
-    """(realtime microseconds, MESSAGE) of one `journalctl -o json` record; None for a record without one.
-
-    journald stores a MESSAGE that is not valid UTF-8 as an array of bytes.
-    """
+    """(realtime microseconds, MESSAGE) of one `journalctl -o json` record; None for a record without one."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ParseError("journalctl -o json", f"not a JSON record ({exc.msg}): {line[:80]!r}") from None
     if not isinstance(record, dict):
         raise ParseError("journalctl -o json", f"expected one JSON object per line, got {line[:80]!r}")
-    message = record.get("MESSAGE")
-    if isinstance(message, list):
-        message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
-    if not isinstance(message, str):
+    return _split_record(record)
+
+
+# -- what a message states
+
+_SUBJECTS = tuple(re.compile(p) for p in (
+    r"\bbdev (\S+) errs:",                        # BTRFS: the device whose counters rose
+    r"\b(nvme\d+)(?:n\d+)?\b",                    # nvme0n1 -> the controller nvme0
+    r"\b(ata\d+)(?:\.\d+)?:",                     # ata3.00 -> the port ata3
+    r"\[(sd[a-z]+|sr\d+)\]",
+    r"\bdev(?:ice)? (\w[\w\-]*)",                 # "I/O error, dev sda", "Buffer I/O error on device sdc1"
+    r"\(device ([^)\s]+)\)",
+    r"\b(?:EXT4-fs|XFS) \(([^)]+)\)",
+    r"\b([0-9a-f]{4,5}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\b",  # PCI address
+    r"\b(CPU_SrcID#\d+\S*?_DIMM#\d+|CPU#\d+Channel#\d+_DIMM#\d+)",
+    r"EDAC (MC\d+)",
+    r"Memory failure: (0x[0-9a-f]+)",
+    r"\b(CPU#?\s?\d+)\b",
+    r"\b(eth\d+|en[a-z]\w*\d)\b",
+))
+_PANIC = re.compile(r"Kernel panic - not syncing: (?P<reason>.*?)(?:\s*\]---)?\s*$")
+_MCE_STATUS = re.compile(r"Machine Check(?: Exception)?: \S+ Bank \d+: (?P<status>[0-9a-f]{16})\b", re.IGNORECASE)
+_EDAC_COUNT = re.compile(r"EDAC MC\d+: (\d+) [CU]E\b")
+_LINK_UP = re.compile(r"\b(?P<port>ata\d+(?:\.\d+)?): SATA link up (?P<gbps>[\d.]+) Gbps "
+                      r"\(SStatus \w+ SControl (?P<sctl>[0-9A-Fa-f]+)\)")
+
+
+def classify(message: str, stamp: str | None = None) -> KernelEvent | None:
+    """The event one kernel message states, if any (without the context of the lines around it)."""
+    for rule in _RULES:
+        if rule.pattern.search(message):
+            return _refine(KernelEvent(rule.kind, rule.severity, message, stamp, subject=_subject(message)))
+    return None
+
+
+def _subject(message: str) -> str | None:
+    for pattern in _SUBJECTS:
+        found = pattern.search(message)
+        if found:
+            return found.group(1)
+    return None
+
+
+def _refine(event: KernelEvent) -> KernelEvent:
+    """What the rule alone cannot say: a panic's reason, a machine check's UC bit, EDAC's error count."""
+    if event.kind == "panic" and (panic := _PANIC.search(event.message)):
+        return replace(event, reason=panic["reason"], subject=panic["reason"])
+    if event.kind == "mce" and (status := _MCE_STATUS.search(event.message)):
+        uncorrected = int(status["status"], 16) >> 61 & 1  # MCi_STATUS.UC
+        return replace(event, severity="critical" if uncorrected else "warning",
+                       reason="uncorrected" if uncorrected else "corrected")
+    if event.kind in ("edac_ce", "edac_ue") and (count := _EDAC_COUNT.search(event.message)):
+        return replace(event, count=max(1, int(count[1])))
+    return event
+
+
+# -- multi-line records and state across lines
+
+_GHES_LINE = re.compile(r"^(?:\{(?P<seq>\d+)\})?\[Hardware Error\]:\s?(?P<body>.*)$")
+_GHES_START = re.compile(r"Hardware error from APEI Generic Hardware Error Source|APEI generic hardware error status")
+_GHES_SEVERITY = re.compile(r"^\s*(?:event )?severity: (?:\d+, )?(?P<sev>corrected|recoverable|fatal|info)\b")
+_GHES_FIELD = re.compile(r"^\s*(?P<key>section_type|fru_text|DIMM location|device_id|error_type|physical_address"
+                         r"|Error \d+, type): ?(?P<value>.*?)\s*$")
+_GHES_SEVERITIES = {"corrected": "warning", "recoverable": "error", "fatal": "critical", "info": "info"}
+
+
+class KernelLogReader:
+    """Kernel messages in, events out, in order; keeps what spans lines (GHES records, ATA link speeds).
+
+    feed() a line (any shape) or feed_message() an already split one; call flush() at the end, or when
+    no line came for a while, to get a record still open.
+    """
+
+    def __init__(self) -> None:
+        self._record: list[tuple[str | None, str]] = []  # (stamp, body) of the open GHES record
+        self._record_seq: str | None = None
+        self._after_ghes_memory = False  # the last event was a GHES memory record: ghes_edac echoes it
+        self._link_gbps: dict[str, float] = {}  # fastest link seen per ATA port (at boot, before the run)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._record)
+
+    def feed(self, line: str) -> list[KernelEvent]:
+        split = split_prefix(line)
+        return self.feed_message(*split) if split else []
+
+    def feed_message(self, stamp: str | None, message: str) -> list[KernelEvent]:
+        message = message.strip()
+        ghes = _GHES_LINE.match(message)
+        if ghes and self._continues_record(ghes):
+            if len(self._record) < MAX_RECORD_LINES:
+                self._record.append((stamp, ghes["body"]))
+            return []
+        events = self.flush()
+        if ghes and (ghes["seq"] is not None or _GHES_START.search(ghes["body"])):
+            self._record, self._record_seq = [(stamp, ghes["body"])], ghes["seq"]
+            return events
+        event = self._link_event(message, stamp) or classify(message, stamp)
+        if event and event.kind in ("edac_ce", "edac_ue") and "APEI location" in message and self._after_ghes_memory:
+            return events  # ghes_edac's copy of the record just read: the same error, counted once
+        if event:
+            self._after_ghes_memory = False
+            events.append(event)
+        return events
+
+    def flush(self) -> list[KernelEvent]:
+        if not self._record:
+            return []
+        event = _ghes_event(self._record)
+        self._record, self._record_seq = [], None
+        self._after_ghes_memory = event.kind.startswith("memory_")
+        return [event]
+
+    def _continues_record(self, ghes: re.Match[str]) -> bool:
+        if not self._record:
+            return False
+        if self._record_seq is not None:
+            return ghes["seq"] == self._record_seq
+        return ghes["seq"] is None and not _GHES_START.search(ghes["body"])
+
+    def _link_event(self, message: str, stamp: str | None) -> KernelEvent | None:
+        """A link up at a lower speed than the port had, or with the speed limited by the kernel (SControl SPD)."""
+        link = _LINK_UP.search(message)
+        if not link:
+            return None
+        port, gbps, limit = link["port"], float(link["gbps"]), int(link["sctl"], 16) >> 4 & 0xF
+        fastest = self._link_gbps.get(port, 0.0)
+        self._link_gbps[port] = max(fastest, gbps)
+        if gbps < fastest or limit:
+            why = f"down from {fastest:g} Gbps" if gbps < fastest else f"speed limited (SControl SPD={limit})"
+            return KernelEvent("ata_link_slow", "error", f"{message} — link {why}", stamp, subject=port.split(".")[0])
         return None
-    return record.get("__REALTIME_TIMESTAMP"), message
+
+
+def _ghes_event(lines: list[tuple[str | None, str]]) -> KernelEvent:
+    """One event of an APEI/GHES record: kind from its section types, severity from its event severity."""
+    severity_word, fields = "info", {}
+    sections: list[str] = []
+    for _, body in lines:
+        if (sev := _GHES_SEVERITY.match(body)) and severity_word == "info":
+            severity_word = sev["sev"]
+        if field := _GHES_FIELD.match(body):
+            if field["key"] == "section_type":
+                sections.append(field["value"])
+            fields.setdefault(field["key"], field["value"])
+    memory = any("memory" in s for s in sections)
+    pcie = any("PCIe" in s for s in sections)
+    if memory:
+        kind = "memory_corrected" if severity_word == "corrected" else "memory_uncorrected"
+    elif pcie:
+        kind = "aer_corrected" if severity_word == "corrected" else "aer_uncorrected"
+    else:
+        kind = "hardware_error"
+    location = fields.get("DIMM location") or fields.get("fru_text") or fields.get("device_id")
+    subject = fields.get("fru_text") or fields.get("DIMM location") or fields.get("device_id") \
+        or fields.get("physical_address")
+    words = [f"APEI/GHES hardware error, event severity: {severity_word}"]
+    words += [f"section_type: {', '.join(dict.fromkeys(sections))}"] if sections else []
+    words += [f"{key}: {fields[key]}" for key in ("fru_text", "DIMM location", "device_id", "error_type") if key in fields]
+    if not location and "physical_address" in fields:
+        words.append(f"physical_address: {fields['physical_address']}")
+    return KernelEvent(kind, _GHES_SEVERITIES[severity_word], "; ".join(words), lines[0][0], subject=subject,
+                       reason=", ".join(dict.fromkeys(sections)) or None,
+                       count=max(1, sum(1 for _, b in lines if re.match(r"\s*Error \d+, type", b))),
+                       detail=tuple(f"[Hardware Error]: {body}" for _, body in lines))
+
+
+def parse_kernel_line(line: str) -> KernelEvent | None:
+    """The event of one text line of dmesg/syslog/journalctl output, if it states one (no cross-line state)."""
+    reader = KernelLogReader()
+    events = reader.feed(line) + reader.flush()
+    return events[0] if events else None
+
+
+def parse_kernel_log(text: str) -> list[KernelEvent]:
+    """Every event of a kernel log in text form, in order (GHES records read whole)."""
+    reader = KernelLogReader()
+    events = [event for line in text.splitlines() for event in reader.feed(line)]
+    return events + reader.flush()
 
 
 def parse_journal_line(line: str) -> KernelEvent | None:
     """The event of one `journalctl -k -o json` record, if it states one."""
     found = journal_message(line)
-    return classify(found[1].strip(), found[0]) if found else None
+    if not found:
+        return None
+    reader = KernelLogReader()
+    events = reader.feed_message(*found) + reader.flush()
+    return events[0] if events else None
