@@ -37,6 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--label", action="append", default=[], help="key=value recorded with the run (repeatable)")
     group.addoption("--reports-dir", help="where run directories go (default ./reports)")
     group.addoption("--overlay", action="append", default=[], help="a profile file merged on top (repeatable)")
+    group.addoption("--peers", default="", help="nodes at the far ends of the links, a,b (found at run start)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -63,7 +64,8 @@ class QualifyRun:
     @classmethod
     def start(cls, config: pytest.Config, node: str) -> QualifyRun:
         return cls(Run.start(node, config.getoption("profile"), config.getoption("duration"),
-                             config.getoption("label"), config.getoption("reports_dir"), config.getoption("overlay")))
+                             config.getoption("label"), config.getoption("reports_dir"), config.getoption("overlay"),
+                             peers=config.getoption("peers").split(",")))
 
     @property
     def profile(self) -> Profile:

@@ -89,7 +89,10 @@ def check_network(node: Node, profile: Profile, findings: Findings, run_store: R
     settings = profile.checks.network
     if not settings.links:
         findings.skip("no links in the profile: list each link under checks.network.links "
-                      "(interface, peer node, peer address) to test it")
+                      "(interface, peer node, peer address) to test it",
+                      how="no peer known: run every node of the mesh at once (make qualify NODE=\"pve1 pve2 "
+                          "pve3\"), or set peers: or checks.network.links in the profile (qualify profile init "
+                          "NODE --peers a,b writes them)")
     evidence = collect(node, settings, run_store)
     judge(evidence, settings, findings)
     record_mesh(flows(evidence), findings.measurements, run_store)

@@ -46,7 +46,10 @@ def check_nic_health(node: Node, profile: Profile, findings: Findings, run_store
     settings = profile.checks.nic_health
     if not links:
         findings.skip("no links in the profile: list each link under checks.network.links "
-                      "(interface, peer node, peer address) to check its NIC")
+                      "(interface, peer node, peer address) to check its NIC",
+                      how="no peer known: run every node of the mesh at once (make qualify NODE=\"pve1 pve2 "
+                          "pve3\"), or set peers: or checks.network.links in the profile (qualify profile init "
+                          "NODE --peers a,b writes them)")
     for tool in ("ethtool", "ping", "iperf3"):
         node.require(tool)
     interfaces = node_interfaces(node)

@@ -374,6 +374,9 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
         backing = cfg.backing_file(node)
         loopdev.make_backing_file(backing, cfg.disk_mib)
         device = loopdev.attach(backing)
+        # The node's kernel view lists its own drive only (discovery reads <paths.sysfs>/block)
+        (nd / "sys" / "block").mkdir(parents=True, exist_ok=True)
+        (nd / "sys" / "block" / Path(device).name).symlink_to(f"/sys/block/{Path(device).name}")
 
         host_key = nd / "ssh_host_ed25519_key"
         host_keys.append((cfg.mgmt_ip(node), sshd.gen_key(host_key, f"qualify-lab-{node}")))
@@ -392,10 +395,8 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
             cgroup.add_pid(cg, pid)
 
         overlay = cfg.overlay(node)
-        peers = [(ln.b, ln.dev_a, ln.addr_b.split("/")[0]) if ln.a == node else
-                 (ln.a, ln.dev_b, ln.addr_a.split("/")[0]) for ln in links if node in (ln.a, ln.b)]
-        write_overlay(overlay, overlay_content(d / "ssh_config", node, nd, peers,
-                                               drive=prepare_lab_drive(node, backing)))
+        prepare_lab_drive(node, backing)  # its QLAB- serial marker (and SMART fixture)
+        write_overlay(overlay, overlay_content(d / "ssh_config", node, nd))
         nodes[node] = NodeState(
             name=node, netns=cfg.netns(node), mgmt_ip=cfg.mgmt_ip(node), sshd_pid=pid,
             sshd_config=cfg.sshd_config(node), loop_device=device, backing_file=backing, cgroup=cg,

@@ -1,13 +1,14 @@
-"""The profile overlay of a lab node: what qualify merges over profiles/<node>.yaml while the lab is up.
+"""The profile overlay of a lab node: what qualify merges over the node's profile while the lab is up.
 
-It points the profile at the lab: the lab's ssh config (host key checked against the lab's own
-known_hosts), the node's prepared tree, and the lab's own hardware (links, drive) where checks
-need to be told about it.
+It carries only what makes a lab node reachable and quick: the lab's ssh config (host key checked
+against the lab's own known_hosts), the node's prepared tree, the lab's short durations, and the
+bars the lab's simulated hardware is fairly held to (its link rate; a loop drive on this machine's
+disk). Its drives and links are not named here: discovery finds them, as on a real node (the loop
+drive by its QLAB- marker serial, the mesh links by asking the peers for their addresses).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +17,22 @@ import yaml
 from qualify.lab.shaping import LAB_LINK_RATE
 
 
-def overlay_content(ssh_config: Path, node: str, node_dir: Path,
-                    links: Sequence[tuple[str, str, str]] = (), drive: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`links`: (peer node, local interface, peer address) of each of the node's mesh links;
-    `drive`: the node's loop drive as a checks.storage.drives entry."""
+def overlay_content(ssh_config: Path, node: str, node_dir: Path) -> dict[str, Any]:
     return {
         "host": node,
         "ssh": {"config_file": str(ssh_config)},
         "paths": {"sysfs": str(node_dir / "sys"), "procfs": str(node_dir / "proc"),
                   "firmware": str(node_dir / "firmware"), "kernel_log": str(node_dir / "kernel.log")},
-        # Simulated links: short iperf3 tests keep a lab mesh run within a minute or two.
-        "checks": {"network": {"duration": "2s", "links": [
-            {"peer": peer, "interface": interface, "peer_address": address,
-             "expected_rate": f"{LAB_LINK_RATE / 1e6:g}M"} for peer, interface, address in links]},
-            "nic_health": {"load_duration": "2s"},
-            # The loop drive: the fio matrix runs for real, a few seconds per job. It is a file on this
-            # machine's disk, shared with whatever else runs here: sync-write bars a real U.2 must meet
-            # would judge the host, so the lab asks for little and sets no latency limits.
-            "storage": {"job_runtime": "3s", "random_jobs": 2, "ceph_min_sync_write_iops": 20,
-                        "sync_write_latency_us": {}, "drives": [drive] if drive else []}},
+        "duration": "15s",  # memory burn-in, thermal soak, idle window: seconds on the lab
+        # Simulated links: short iperf3 tests keep a lab mesh run within a minute or two; a veth says
+        # 10 Gb/s, the lab's links are shaped to LAB_LINK_RATE.
+        "checks": {"network": {"duration": "2s", "expected_rate": f"{LAB_LINK_RATE / 1e6:g}M"},
+                   "nic_health": {"load_duration": "2s"},
+                   # The loop drive: the fio matrix runs for real, a few seconds per job. It is a file on this
+                   # machine's disk, shared with whatever else runs here: sync-write bars a real U.2 must meet
+                   # would judge the host, so the lab asks for little and sets no latency limits.
+                   "storage": {"job_runtime": "3s", "random_jobs": 2, "ceph_min_sync_write_iops": 20,
+                               "sync_write_latency_us": {}}},
     }
 
 
