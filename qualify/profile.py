@@ -272,6 +272,41 @@ class IdlePowerSettings(_Strict):
                                          description="share of the window the CPUs must spend in their deepest C-state")
 
 
+class PcieExpectation(_Strict):
+    """What one PCIe function must reach, by its address or its vendor:device ids."""
+
+    slot: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4,}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$",
+                             description="PCI address, e.g. 0000:03:00.0")
+    ids: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$", description="vendor:device, e.g. 8086:10fb")
+    min_speed_gts: float | None = Field(None, gt=0, description="lowest acceptable link speed, GT/s")
+    min_width: int | None = Field(None, ge=1, le=32, description="fewest acceptable lanes")
+
+    @model_validator(mode="after")
+    def _names_a_device(self) -> PcieExpectation:
+        if (self.slot is None) == (self.ids is None):
+            raise ValueError("give either slot or ids")
+        return self
+
+
+class PcieSettings(_Strict):
+    """Every PCIe link at idle and under load, and the AER counters across the run."""
+
+    load: Seconds = Field(20.0, gt=0, description="length of the stress-ng load under which the links are read again")
+    max_correctable_growth: int = Field(0, ge=0, description="corrected AER errors a device may gain during the run")
+    expect: list[PcieExpectation] = Field([], description="per-device link expectations beyond what both ends can do")
+
+
+class PlatformSettings(_Strict):
+    """Facts an HA Proxmox/Ceph node needs: ECC, a hardware watchdog, IOMMU, the BIOS version."""
+
+    ecc: Literal["required", "expected", "none"] = Field(
+        "expected", description="required: no ECC fails; expected: no ECC is a warning; none: the board has none")
+    watchdog: Literal["required", "expected", "off"] = Field(
+        "expected", description="a hardware watchdog for HA fencing (softdog does not count)")
+    iommu: Literal["required", "expected", "off"] = Field("expected", description="IOMMU/VT-d for passthrough")
+    bios_version: str | None = Field(None, description="the BIOS version the node must run (dmi bios_version)")
+
+
 class Checks(_Strict):
     microcode: MicrocodeSettings = MicrocodeSettings()
     thermal: ThermalSettings = ThermalSettings()
@@ -282,6 +317,8 @@ class Checks(_Strict):
     ssd_health: SsdHealthSettings = SsdHealthSettings()
     memory: MemorySettings = MemorySettings()
     idle_power: IdlePowerSettings = IdlePowerSettings()
+    pcie: PcieSettings = PcieSettings()
+    platform: PlatformSettings = PlatformSettings()
 
 
 Severity = Literal["info", "warning", "error", "critical"]

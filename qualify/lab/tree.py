@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qualify.parsers.cpuinfo import cpuid_signature, intel_ucode_filename
@@ -65,6 +65,68 @@ ERYING_G660_DMI: dict[str, str] = {
 }
 
 
+# ---------------------------------------------------------------- PCI devices and platform facts
+
+# The kernel's AER bit names in bit order (drivers/pci/pcie/aer.c), as aer_dev_* lists them.
+AER_CORRECTABLE_BITS = ("RxErr", "BadTLP", "BadDLLP", "Rollover", "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF")
+AER_UNCORRECTABLE_BITS = ("Undefined", "DLP", "SDES", "TLP", "FCP", "CmpltTO", "CmpltAbrt", "UnxCmplt", "RxOF",
+                          "MalfTLP", "ECRC", "UnsupReq", "ACSViol", "UncorrIntErr", "BlockedTLP", "AtomicOpBlocked",
+                          "TLPBlockedErr", "PoisonTLPBlocked")
+_AER_TOTALS = {"correctable": "ERR_COR", "nonfatal": "ERR_NONFATAL", "fatal": "ERR_FATAL"}
+
+
+@dataclass(frozen=True)
+class PciSpec:
+    """One PCI function as the kernel shows it under /sys/devices/pci<domain>:<bus>/... ."""
+
+    address: str                      # "0000:03:00.0"
+    parent: str | None                # the upstream port's address; None directly below the host bridge
+    vendor: int
+    device: int
+    class_code: int                   # 0x060400 PCI bridge, 0x020000 Ethernet, 0x010802 NVMe, 0x060000 host bridge
+    driver: str | None = None
+    max_link: tuple[float, int] | None = None   # (GT/s, lanes) this end can do; None: no PCIe link files
+    link: tuple[float, int] | None = None       # current (GT/s, lanes); width 0 = no link (empty slot)
+    aer: bool = True                  # aer_dev_* files (only with a link)
+    aer_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # {"correctable": {"RxErr": 2}}
+
+
+def aer_file_text(kind: str, counts: Mapping[str, int] | None = None) -> str:
+    """An aer_dev_<kind> file exactly as the kernel writes it: every named bit, then the TOTAL_ line."""
+    counts = counts or {}
+    names = AER_CORRECTABLE_BITS if kind == "correctable" else AER_UNCORRECTABLE_BITS
+    lines = [f"{name} {counts.get(name, 0)}" for name in names]
+    return "\n".join([*lines, f"TOTAL_{_AER_TOTALS[kind]} {sum(counts.values())}"]) + "\n"
+
+
+def link_speed_text(gts: float) -> str:
+    """current_link_speed / max_link_speed as kernels >= 4.20 write them ("2.5 GT/s PCIe", "8.0 GT/s PCIe")."""
+    return f"{gts:.1f} GT/s PCIe"
+
+
+RISER_PORT = "0000:00:1c.0"
+# The seed's board (Erying G660, Alder Lake-H): the X520 on a riser in the x8 slot, the U.2 drive on an
+# M.2 -> MiniSAS-HD -> U.2 adapter in the CPU's x4 M.2 slot (passive adapters: no bridge of their own),
+# an empty x1 slot, and chipset functions without a PCIe link.
+SEED_PCI: tuple[PciSpec, ...] = (
+    PciSpec("0000:00:00.0", None, 0x8086, 0x4641, 0x060000, max_link=None),
+    PciSpec("0000:00:06.0", None, 0x8086, 0x464D, 0x060400, "pcieport", (16.0, 4), (8.0, 4)),
+    PciSpec("0000:01:00.0", "0000:00:06.0", 0x8086, 0x0A54, 0x010802, "nvme", (8.0, 4), (8.0, 4)),  # P4510 U.2
+    PciSpec(RISER_PORT, None, 0x8086, 0x51B8, 0x060400, "pcieport", (8.0, 8), (5.0, 8)),
+    PciSpec("0000:03:00.0", RISER_PORT, 0x8086, 0x10FB, 0x020000, "ixgbe", (5.0, 8), (5.0, 8)),
+    PciSpec("0000:03:00.1", RISER_PORT, 0x8086, 0x10FB, 0x020000, "ixgbe", (5.0, 8), (5.0, 8)),
+    PciSpec("0000:00:1d.0", None, 0x8086, 0x51B0, 0x060400, "pcieport", (8.0, 1), (2.5, 0)),  # empty x1 slot
+    PciSpec("0000:00:1f.0", None, 0x8086, 0x5182, 0x060100),                                 # LPC/eSPI
+    PciSpec("0000:00:1f.4", None, 0x8086, 0x51A3, 0x0C0500, "i801_smbus"),
+)
+
+
+def riser_downtrained(pci: tuple[PciSpec, ...]) -> tuple[PciSpec, ...]:
+    """The same devices with the X520 trained at x4 on a marginal riser (both ends can do x8)."""
+    return tuple(replace(d, link=(d.link[0], 4)) if RISER_PORT in (d.address, d.parent) and d.link else d
+                 for d in pci)
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """The hardware and kernel a simulated node presents."""
@@ -94,7 +156,13 @@ class NodeSpec:
     mhz: float = 2700.0
     boot_id: str | None = None        # None = a fresh random one
     sensors: bool = False             # hwmon, thermal zones, cpufreq, RAPL, throttle counters (the lab's nodes)
+    cpufreq_driver: str = "intel_pstate"  # with sensors: intel_pstate, amd-pstate-epp or acpi-cpufreq (AMD_RYZEN_7600)
     uptime_s: float = 43200.0         # proc/uptime (the seed's board froze about 12 h after boot)
+    pci: tuple[PciSpec, ...] = SEED_PCI  # under sys/devices/pci0000:00, linked from sys/bus/pci/devices
+    riser_downtrained_node: str | None = "lab-pve3"  # the tree (lab node folder) whose X520 trains at x4
+    watchdogs: tuple[str, ...] = ("iTCO_wdt",)  # class/watchdog/watchdogN/identity ("Software Watchdog": softdog)
+    iommu: bool = True                # class/iommu/dmar0 and the kernel's "DMAR: IOMMU enabled"
+    ecc: bool = False                 # the laptop CPU has no ECC: EDAC's DIMMs say edac_mode "None"
 
     def __post_init__(self) -> None:
         if not 0 < self.cores <= self.cpus <= 2 * self.cores:
@@ -197,6 +265,10 @@ def _meminfo(kb: int) -> str:
     return "".join(f"{name + ':':<16}{val:>8}{' kB' if unit else ''}\n" for name, val, unit in rows)
 
 
+def _command_line(spec: NodeSpec) -> str:
+    return f"BOOT_IMAGE=/boot/vmlinuz-{spec.kernel_release} root=/dev/mapper/pve-root ro quiet intel_iommu=on"
+
+
 def _linux_version(spec: NodeSpec) -> str:
     return (f"Linux version {spec.kernel_release} (build@proxmox) (gcc (Debian 12.2.0-14) 12.2.0, "
             f"GNU ld (GNU Binutils for Debian) 2.40) {spec.kernel_build}")
@@ -210,8 +282,7 @@ def _kernel_log(spec: NodeSpec) -> str:
         lines.append((0.0, f"microcode: microcode updated early to revision {rev:#x}, date = {spec.firmware_date}"))
     lines += [
         (0.0, _linux_version(spec)),
-        (0.0, f"Command line: BOOT_IMAGE=/boot/vmlinuz-{spec.kernel_release} root=/dev/mapper/pve-root ro quiet "
-              "intel_iommu=on"),
+        (0.0, f"Command line: {_command_line(spec)}"),
         (0.0, "KERNEL supported cpus:"),
         (0.0, "  Intel GenuineIntel"),
         (0.0, "  AMD AuthenticAMD"),
@@ -238,6 +309,8 @@ def _kernel_log(spec: NodeSpec) -> str:
                                 f"revision={rev:#x}"))
         lines.append((0.779301, "microcode: Microcode Update Driver: v2.2."))
     lines += [
+        *([(0.412301, "DMAR: IOMMU enabled"),
+           (0.981112, "DMAR: Intel(R) Virtualization Technology for Directed I/O")] if spec.iommu else []),
         (1.102341, "nvme nvme0: pci function 0000:01:00.0"),
         (1.163020, "nvme nvme0: 16/0/0 default/read/poll queues"),
         (1.911210, "ixgbe 0000:03:00.0: Intel(R) 10 Gigabit Network Connection"),
@@ -253,6 +326,56 @@ def _write(path: Path, text: str | bytes) -> None:
         path.write_bytes(text)
     else:
         path.write_text(text)
+
+
+def write_pci_devices(sys: Path, devices: tuple[PciSpec, ...]) -> None:
+    """Each function in the kernel's layout: its directory under devices/ (nested below its port), the
+    bus/pci/devices symlink, the driver symlink, ids, link and AER files."""
+    by_address = {d.address: d for d in devices}
+
+    def directory(d: PciSpec) -> Path:
+        chain = []
+        while d is not None:
+            chain.append(d.address)
+            d = by_address.get(d.parent) if d.parent else None
+        domain, bus = chain[-1].split(":")[:2]
+        return sys / "devices" / f"pci{domain}:{bus}" / Path(*reversed(chain))
+
+    for d in devices:
+        path = directory(d)
+        files = {"vendor": f"0x{d.vendor:04x}", "device": f"0x{d.device:04x}", "class": f"0x{d.class_code:06x}"}
+        if d.max_link is not None:
+            files |= {"max_link_speed": link_speed_text(d.max_link[0]), "max_link_width": str(d.max_link[1])}
+            current = d.link or d.max_link
+            files |= {"current_link_speed": link_speed_text(current[0]), "current_link_width": str(current[1])}
+            if d.aer:
+                files |= {f"aer_dev_{kind}": aer_file_text(kind, d.aer_counts.get(kind)).rstrip("\n")
+                          for kind in ("correctable", "nonfatal", "fatal")}
+        for name, text in files.items():
+            _write(path / name, text + "\n")
+        link = sys / "bus/pci/devices" / d.address
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(Path("../../..") / path.relative_to(sys))
+        if d.driver:
+            drv = sys / "bus/pci/drivers" / d.driver
+            drv.mkdir(parents=True, exist_ok=True)
+            if (path / "driver").is_symlink():
+                (path / "driver").unlink()
+            (path / "driver").symlink_to(Path(*[".."] * len(path.relative_to(sys).parts)) / "bus/pci/drivers" / d.driver)
+
+
+def _write_platform(sys: Path, spec: NodeSpec) -> None:
+    """Watchdogs, IOMMU and the ECC mode of EDAC's DIMMs."""
+    for n, identity in enumerate(spec.watchdogs):
+        _write(sys / f"class/watchdog/watchdog{n}/identity", identity + "\n")
+        _write(sys / f"class/watchdog/watchdog{n}/state", "inactive\n")
+    if spec.iommu:
+        _write(sys / "class/iommu/dmar0/intel-iommu/version", "1:0\n")
+    _write(sys / "module/intel_idle/parameters/max_cstate", "9\n")
+    for dimm in sorted((sys / "devices/system/edac/mc").glob("mc*/dimm*")):
+        _write(dimm / "dimm_edac_mode", ("SECDED" if spec.ecc else "None") + "\n")
 
 
 def build_node_tree(root: Path, spec: NodeSpec | None = None) -> None:
@@ -301,3 +424,7 @@ def build_node_tree(root: Path, spec: NodeSpec | None = None) -> None:
         from qualify.lab import thermal_model  # the model owns the layout of the files it drives
 
         thermal_model.write_sensor_files(sys, spec)
+    pci = riser_downtrained(spec.pci) if root.name == spec.riser_downtrained_node else spec.pci
+    write_pci_devices(sys, pci)
+    _write_platform(sys, spec)  # after the sensors: EDAC's DIMMs are theirs, their ECC mode is ours
+    _write(proc / "cmdline", _command_line(spec) + "\n")

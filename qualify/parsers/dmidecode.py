@@ -88,3 +88,13 @@ def _text(value: str | None) -> str | None:
 def _speed(value: str | None) -> int | None:
     match = _SPEED.match(value or "")
     return int(match[1]) if match else None
+
+
+def parse_memory_error_correction(text: str) -> list[str]:
+    """`Error Correction Type` of every Physical Memory Array (type 16): "None", "Single-bit ECC", "Multi-bit ECC"..."""
+    types = []
+    for block in re.split(r"\n(?=Handle 0x)", text):
+        lines = [line.strip() for line in block.splitlines()]
+        if "Physical Memory Array" in lines[:3]:
+            types += [line.partition(":")[2].strip() for line in lines if line.startswith("Error Correction Type:")]
+    return types
