@@ -1,4 +1,5 @@
-"""smartctl: every corpus file (NVMe pretty/compact JSON, smartctl 7.0-7.5, SATA attributes, worn-drive text)."""
+"""smartctl: every corpus file (NVMe pretty/compact JSON, smartctl 6.7-7.5, SATA attributes and both self-test
+logs, SAS/SCSI in every key shape, text output of NVMe, SAS and ATA drives), numbers with locale separators."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from corpus import corpus_path
 
 from qualify.errors import ParseError
-from qualify.parsers.smartctl import NVME_DATA_UNIT_BYTES, parse_smartctl_json, parse_smartctl_text
+from qualify.parsers.smartctl import (NVME_DATA_UNIT_BYTES, SelfTest, parse_smartctl_json, parse_smartctl_text,
+                                      read_number)
 
 # name -> the fields a check decides on
 EXPECTED = {
@@ -16,10 +18,10 @@ EXPECTED = {
         protocol="NVMe", model="IRP-SSDPR-P44S-2K0-80", serial="G3B024483", firmware="EIFM80.0", critical_warning=0,
         percentage_used=16, available_spare=100, available_spare_threshold=5, media_errors=0, error_log_entries=1033,
         unsafe_shutdowns=41, power_on_hours=5174, data_written_bytes=170291482 * NVME_DATA_UNIT_BYTES,
-        temperature_c=64, self_test_result="Completed without error", self_test_passed=True),
+        temperature_c=64, self_tests=(SelfTest("Extended", "Completed without error", True, 5171),)),
     "nvme-sabrent-rocket4-smartctl74-a-json.json": dict(
         protocol="NVMe", serial="6D1107091C9583054511", percentage_used=4, error_log_entries=4871, media_errors=0,
-        unsafe_shutdowns=39, power_on_hours=8733, temperature_c=48, self_test_result=None),
+        unsafe_shutdowns=39, power_on_hours=8733, temperature_c=48, self_tests=()),
     "nvme-samsung970evo-media-errors-smartctl70-x-j.json": dict(
         protocol="NVMe", model="Samsung SSD 970 EVO 500GB", media_errors=7, error_log_entries=62, available_spare=99,
         available_spare_threshold=10, power_on_hours=12798, data_written_bytes=65602088 * NVME_DATA_UNIT_BYTES,
@@ -27,7 +29,46 @@ EXPECTED = {
     "sata-ssd-wd-red-sa500-4tb-smartctl73-all-json.json": dict(
         protocol="ATA", model="WDC WDS400T1R0A-68A4W0", critical_warning=None, percentage_used=0,
         available_spare=100, available_spare_threshold=4, media_errors=0, reallocated_sectors=0,
-        error_log_entries=0, power_on_hours=8244, temperature_c=27, data_written_bytes=None, smart_passed=True),
+        error_log_entries=0, power_on_hours=8244, temperature_c=27, data_written_bytes=None, smart_passed=True,
+        solid_state=True),
+    "sata-hdd-wd3200bevt-failing-reallocated-pending-selftests-failed-smartctl73-json-excerpt.json": dict(
+        protocol="ATA", model="WDC WD3200BEVT-60ZCT0", firmware="12.01A12", smart_passed=False,
+        reallocated_sectors=535, pending_sectors=1, offline_uncorrectable=0, media_errors=84, power_on_hours=16402,
+        error_log_entries=84, solid_state=False, short_test_minutes=2, extended_test_minutes=127,
+        self_tests=(SelfTest("Short offline", "Completed: read failure", False, 16402, 494591083),
+                    SelfTest("Extended offline", "Completed: read failure", False, 16400, 494591083),
+                    SelfTest("Short offline", "Completed: read failure", False, 16400, 494591083))),
+    "sata-hdd-samsung-hd204ui-extended-selftest-log-smartctl72-x-json-excerpt.json": dict(
+        protocol="ATA", smart_passed=True, reallocated_sectors=0, pending_sectors=0, offline_uncorrectable=0,
+        media_errors=None, power_on_hours=3830, extended_test_minutes=338,
+        self_tests=(SelfTest("Extended offline", "Completed without error", True, 3624),
+                    SelfTest("Short offline", "Completed without error", True, 33),
+                    SelfTest("Short offline", "Completed without error", True, 1))),
+    "sas-hdd-seagate-st4000nm0043-grown-defects-56-json.json": dict(
+        protocol="SCSI", model="SEAGATE ST4000NM0043", firmware="MS03", serial="Z1Z5DWJK0000XXXXXXXX",
+        grown_defects=56, media_errors=0, power_on_hours=43549, temperature_c=34, smart_passed=True,
+        solid_state=False, percentage_used=None, self_tests=()),
+    "sas-hdd-hitachi-h109060sesun600g-smartctl73-json.json": dict(
+        protocol="SCSI", model="HITACHI H109060SESUN600G", firmware="A31A", grown_defects=0, media_errors=0,
+        power_on_hours=22364, temperature_c=26, capacity_bytes=600127266816),
+    "sas-hdd-toshiba-mg08sca16tey-megaraid-smartctl71-json.json": dict(
+        protocol="SCSI", model="TOSHIBA MG08SCA16TEY", firmware="EJ08", grown_defects=0, media_errors=0,
+        power_on_hours=None, temperature_c=31),
+    "sas-hdd-seagate-st1200mm0088-smartctl67-json-format-0-1.json": dict(
+        protocol="SCSI", model="SEAGATE ST1200MM0088", firmware="N004", grown_defects=0, media_errors=0,
+        power_on_hours=5675),
+    "sas-ssd-samsung-mzilt960-smartctl73-selftest-json.json": dict(
+        protocol="SCSI", model="SAMSUNG MZILT960HBHQ/007", firmware="GXA0", serial="S5G1NC0W102239",
+        percentage_used=0, grown_defects=0, pending_sectors=0, media_errors=0, power_on_hours=3862,
+        solid_state=True, extended_test_minutes=60.0,
+        self_tests=(SelfTest("Background short", "Completed", True, 5),)),
+    "sas-hdd-wuh721414-smartctl65-x-TEXT-excerpt.txt": dict(
+        protocol="SCSI", model="Vendor WUH721414AL4204", serial="9JJBD71T", firmware="C110", smart_passed=True,
+        grown_defects=0, media_errors=0, power_on_hours=1233, temperature_c=32, capacity_bytes=14000519643136,
+        self_tests=()),
+    "sas-hdd-seagate-st4000nm0043-grown-defects-7-smartctl66-TEXT-excerpt.txt": dict(
+        protocol="SCSI", model="SEAGATE ST4000NM0043", grown_defects=7, smart_passed=True, temperature_c=27,
+        media_errors=None),
     "nvme-samsung-pm9a1-worn-100pct-critical-warning-0x04-TEXT-excerpt.txt": dict(
         protocol="NVMe", critical_warning=0x04, percentage_used=100, available_spare=100,
         available_spare_threshold=10, temperature_c=28, media_errors=None),
@@ -97,3 +138,68 @@ def test_garbage_names_smartctl(text):
 def test_text_without_health_block():
     with pytest.raises(ParseError, match="SMART/Health Information"):
         parse_smartctl_text("=== START OF INFORMATION SECTION ===\nModel Family: WD Red\n")
+
+
+@pytest.mark.parametrize("text, number", [
+    ("1,234,567 [632 GB]", 1234567), ("21’873", 21873), ("21'873", 21873), ("21 873", 21873),
+    ("21 873", 21873), ("21 873", 21873), ("1.234.567", 1234567), ("41 Celsius", 41), ("0x04", 4),
+    ("7", 7), ("100%", 100), ("0.077", 0), ("unknown", None),
+])
+def test_numbers_with_locale_thousands_separators(text, number):
+    assert read_number(text) == number
+
+
+def test_nvme_text_in_a_swiss_and_a_french_locale():
+    # synthetic: FULL_TEXT above with the separators smartctl prints under de_CH ("’") and fr_FR (narrow nbsp)
+    for separator in ("’", " "):
+        health = parse_smartctl_text(FULL_TEXT.replace("1,234,567", f"1{separator}234{separator}567")
+                                     .replace("21,873", f"21{separator}873"))
+        assert (health.power_on_hours, health.data_written_bytes) == (21873, 1234567 * NVME_DATA_UNIT_BYTES)
+
+
+ATA_TEXT = """=== START OF INFORMATION SECTION ===
+Device Model:     WDC WD3200BEVT-60ZCT0
+Serial Number:    WD-WXE708D44602
+Firmware Version: 12.01A12
+User Capacity:    320.072.933.376 bytes [320 GB]
+Rotation Rate:    5400 rpm
+SMART overall-health self-assessment test result: FAILED!
+Short self-test routine
+recommended polling time:        (   2) minutes.
+Extended self-test routine
+recommended polling time:        ( 127) minutes.
+ID# ATTRIBUTE_NAME          FLAGS    VALUE WORST THRESH FAIL RAW_VALUE
+  5 Reallocated_Sector_Ct   PO--CK   133   133   140    NOW  535
+  9 Power_On_Hours          -O--CK   078   078   000    -    16402
+197 Current_Pending_Sector  -O--CK   200   200   000    -    1
+198 Offline_Uncorrectable   ----CK   100   253   000    -    0
+SMART Extended Self-test Log Version: 1 (1 sectors)
+Num  Test_Description    Status                  Remaining  LifeTime(hours)  LBA_of_first_error
+# 1  Short offline       Completed: read failure       90%     16402         494591083
+# 2  Extended offline    Completed: read failure       90%     16400         494591083
+# 3  Short offline       Completed without error       00%     16000         -
+"""
+
+
+def test_ata_text_attributes_and_every_self_test():
+    # synthetic: smartctl -x text layout (as in the OCP autoval fixture) filled with the failing WD3200's figures,
+    # its capacity with "." separators as smartctl prints under de_DE
+    health = parse_smartctl_text(ATA_TEXT)
+    assert (health.protocol, health.smart_passed, health.reallocated_sectors, health.pending_sectors,
+            health.offline_uncorrectable, health.power_on_hours, health.capacity_bytes, health.solid_state) == \
+        ("ATA", False, 535, 1, 0, 16402, 320072933376, False)
+    assert (health.short_test_minutes, health.extended_test_minutes) == (2, 127)
+    assert [(t.kind, t.passed, t.power_on_hours, t.failing_lba) for t in health.self_tests] == [
+        ("Short offline", False, 16402, 494591083), ("Extended offline", False, 16400, 494591083),
+        ("Short offline", True, 16000, None)]
+
+
+def test_sas_text_self_test_log_rows():
+    # rows as quoted in dak180/FreeNAS-Report issue #9 (smartctl 7.2 -l selftest of a SAS drive), second row synthetic
+    text = ("SMART Health Status: OK\nElements in grown defect list: 0\n"
+            "# 1  Background short  Completed                   -    7195                 - [-   -    -]\n"
+            "# 2  Background long   Failed in segment -->       4    7027          12345678 [0x3 0x11 0x0]\n")
+    tests = parse_smartctl_text(text).self_tests
+    assert [(t.kind, t.result, t.passed, t.power_on_hours) for t in tests] == [
+        ("Background short", "Completed", True, 7195), ("Background long", "Failed in segment -->", False, 7027)]
+    assert tests[1].failing_lba == 12345678
