@@ -4,6 +4,11 @@ Why: the seed's engineering-sample board froze about 12 h after boot, mostly idl
 not under load. The watch (qualify/watch, started for every run) records freezes, reboots and kernel
 events; this check paces the phases, shows progress and judges what the watch saw during the soak.
 Runs only when asked for (`qualify soak NODE`, make soak, or CHECKS=soak): it takes hours.
+
+Judged only on its own window: watch events from its start on, its telemetry in
+samples/telemetry-soak.jsonl. Every freeze and reboot fails it with the watch's sentence (the time of
+the last heartbeat); measurements: kernel_faults_total (events of the profile's failing severities,
+limit 0), freezes_total, reboots_total, kernel_events_total, duration_seconds.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from qualify.findings import Findings
 from qualify.node import Node
 from qualify.profile import Profile
 from qualify.store import RunStore, read_records, utc_now
-from qualify.telemetry import TelemetryStream, start_telemetry
+from qualify.telemetry import TelemetryStream, start_telemetry, stream_for
+from qualify.tools.stress_ng import StressJob, spawn_stress
 from qualify.watch.progress import SoakProgress
 
+NAME = "soak"
 PHASES = ("idle", "load")
 _ASKED_FOR = re.compile(r"(?<!not )\bsoak\b")  # CHECKS=soak / "microcode or soak", not "not soak"
 
@@ -54,10 +61,10 @@ def check_soak(node: Node, profile: Profile, findings: Findings, run_store: RunS
     finally:
         summary = telemetry.stop() if telemetry else None
     elapsed = time.monotonic() - started
-    findings.metric("duration_s", round(elapsed))
+    findings.measure("duration_seconds", round(elapsed), unit="s", text="soak length")
     findings.metric("phases", phases)
-    _judge(findings, node.name, [r for r in read_records(run_store.run_dir)
-                                 if r["kind"] == "event" and r["t"] >= started_utc], elapsed, phases)
+    judge(findings, node.name, [r for r in read_records(run_store.run_dir)
+                                if r["kind"] == "event" and r["t"] >= started_utc], elapsed, phases)
     for sentence in summary.sentences(profile.telemetry.interval) if summary else []:
         findings.note(sentence)
 
@@ -65,7 +72,7 @@ def check_soak(node: Node, profile: Profile, findings: Findings, run_store: RunS
 def _start_telemetry(node: Node, profile: Profile, run_store: RunStore, findings: Findings) -> TelemetryStream | None:
     """Temperatures, clocks and throttling beside the watch; the soak goes on without them."""
     try:
-        return start_telemetry(node, run_store, profile.telemetry)
+        return start_telemetry(node, run_store, profile.telemetry, stream_for(NAME))
     except QualifyError as exc:
         findings.note(f"no telemetry during the soak: {exc}")
         return None
@@ -73,7 +80,7 @@ def _start_telemetry(node: Node, profile: Profile, run_store: RunStore, findings
 
 def _run_phase(node: Node, kind: str, length_s: float, progress: SoakProgress) -> None:
     ends = time.monotonic() + length_s
-    load = (node.spawn(["stress-ng", "--cpu", "0", "--timeout", f"{max(1, round(length_s))}s", "--quiet"])
+    load = (spawn_stress(node, StressJob("cpu", length_s, metrics=False, quiet=True))
             if kind == "load" else None)
     try:
         while (now := time.monotonic()) < ends:
@@ -90,24 +97,25 @@ def _human(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def _judge(findings: Findings, name: str, events: list[dict[str, Any]], elapsed: float, phases: int) -> None:
+def judge(findings: Findings, name: str, events: list[dict[str, Any]], elapsed: float, phases: int) -> None:
+    """What the watch saw during the soak's window: every freeze, reboot and failing kernel event fails it."""
     span = f"the {_human(elapsed)} soak ({phases} idle/load phases)"
     freezes = [e for e in events if e.get("event") == "freeze"]
     reboots = [e for e in events if e.get("event") == "reboot"]
     kernel = [e for e in events if e.get("source") == "kernel"]
+    failing = [e for e in kernel if e.get("fails_run")]
     findings.metric("freezes", len(freezes))
     findings.metric("reboots", len(reboots))
     findings.metric("kernel_events", dict(Counter(e["event"] for e in kernel)))
-    for event in freezes + reboots:
-        findings.problem(event["message"])
-    failing = [e for e in kernel if e.get("fails_run")]
-    if failing:
-        kinds = Counter(e["event"] for e in failing)
-        findings.problem(f"the kernel reported {len(failing)} fault(s) during {span}: "
-                         f"{', '.join(f'{n} {k}' for k, n in kinds.items())}; first: {failing[0]['message']}")
-    tolerated = len(kernel) - len(failing)
+    for event in freezes + reboots:  # each with its time: the watch's own sentence leads
+        findings.problem(event["message"], name=event["event"])
+    findings.measure("freezes_total", len(freezes), text=f"freezes during {span}")
+    findings.measure("reboots_total", len(reboots), text=f"unexpected reboots during {span}")
+    kinds = Counter(e["event"] for e in failing)
+    findings.measure("kernel_faults_total", len(failing), high=0, text=f"kernel faults during {span}",
+                     detail=(f"({', '.join(f'{n} {k}' for k, n in kinds.items())}; first: {failing[0]['message']})"
+                             if failing else ""),
+                     because="the kernel reported errors of a failing severity (profile watch.kernel_log.fail_on)")
+    findings.measure("kernel_events_total", len(kernel), text=f"kernel events during {span}")
     if not freezes and not reboots:
         findings.note(f"{name} neither froze nor rebooted during {span}")
-    if tolerated:
-        findings.note(f"{tolerated} kernel event(s) below the profile's failing severities "
-                      f"(see the events table)")

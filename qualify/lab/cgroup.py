@@ -3,10 +3,16 @@
 cgroup v1's freezer is preferred (freezer.state FROZEN/THAWED). On a pure cgroup v2 host (a stock
 Debian 12) the v2 core freezer (cgroup.freeze 1/0) does the same job; `freeze`/`thaw` hide the
 difference. Without either the lab runs without freezer and records kind None.
+
+CPU accounting: the thermal model heats a node by the CPU its own processes use (not the whole machine's),
+read with `cpu_usage_us(sshd pid)`. cgroup v2 keeps cpu.stat usage_usec in every group; on v1 the freezer
+hierarchy counts nothing, so each v1 node group gets a twin of the same name under the cpuacct hierarchy
+(created, joined and removed along with it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -46,6 +52,16 @@ def group_name(prefix: str) -> str:
     return prefix.rstrip("-") or prefix
 
 
+def _cpuacct_twin(path: Path) -> Path | None:
+    """The cpuacct group mirroring a v1 freezer group (None on v2, or where cpuacct shares the freezer's tree)."""
+    mounts = [(Path(mnt), opts) for fstype, mnt, opts in _mounts() if fstype == "cgroup"]
+    freezer = next((mnt for mnt, opts in mounts if "freezer" in opts and path.is_relative_to(mnt)), None)
+    cpuacct = next((mnt for mnt, opts in mounts if "cpuacct" in opts), None)
+    if freezer is None or cpuacct is None or cpuacct == freezer:
+        return None
+    return cpuacct / path.relative_to(freezer)
+
+
 def create(path: Path, kind: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -54,6 +70,9 @@ def create(path: Path, kind: str) -> None:
     probe = path / ("freezer.state" if kind == V1 else "cgroup.freeze")
     if not probe.exists():
         raise LabError(f"cgroup {path} has no {probe.name}: the {kind} freezer is not usable here")
+    if (twin := _cpuacct_twin(path)) is not None:
+        with contextlib.suppress(OSError):  # accounting is optional: the model then follows the machine's load
+            twin.mkdir(parents=True, exist_ok=True)
 
 
 def add_pid(path: Path, pid: int) -> None:
@@ -61,6 +80,34 @@ def add_pid(path: Path, pid: int) -> None:
         (path / "cgroup.procs").write_text(f"{pid}\n")
     except OSError as e:
         raise LabError(f"cannot move pid {pid} into cgroup {path}: {e}") from None
+    if (twin := _cpuacct_twin(path)) is not None and twin.is_dir():
+        with contextlib.suppress(OSError):
+            (twin / "cgroup.procs").write_text(f"{pid}\n")
+
+
+def cpu_usage_us(pid: int) -> int | None:
+    """CPU time used so far by the cgroup of `pid` (its processes and their children), in microseconds;
+    None when the pid is gone or sits in a root group (that would be the whole machine)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    groups = {controllers: rel for _, controllers, rel in (line.split(":", 2) for line in lines
+                                                             if line.count(":") >= 2)}
+    mounts = _mounts()
+    try:
+        for controllers, rel in groups.items():
+            if "cpuacct" in controllers.split(",") and rel != "/":
+                mount = next(Path(m) for t, m, o in mounts if t == "cgroup" and "cpuacct" in o)
+                return int((mount / rel.lstrip("/") / "cpuacct.usage").read_text()) // 1000
+        rel = groups.get("")
+        if rel and rel != "/":
+            mount = next(Path(m) for t, m, _ in mounts if t == "cgroup2")
+            stat = (mount / rel.lstrip("/") / "cpu.stat").read_text()
+            return int(stat.split("usage_usec", 1)[1].split()[0])
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return None
 
 
 def pids(path: Path) -> list[int]:
@@ -94,7 +141,18 @@ def is_frozen(path: Path, kind: str) -> bool:
 
 
 def remove(path: Path, timeout: float = 5.0) -> None:
-    """rmdir the cgroup; processes that were just killed may need a moment to leave it."""
+    """rmdir the cgroup (and its cpuacct twin, with the twin's parent once empty); processes that were just
+    killed may need a moment to leave it."""
+    twin = _cpuacct_twin(path)
+    _rmdir(path, timeout)
+    if twin is not None:
+        _rmdir(twin, timeout)
+        with contextlib.suppress(OSError):
+            if twin.parent.is_dir() and not any(p.is_dir() for p in twin.parent.iterdir()):
+                twin.parent.rmdir()
+
+
+def _rmdir(path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

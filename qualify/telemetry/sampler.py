@@ -5,7 +5,8 @@
 Discovers the node's sensors once, keeps every file open and re-reads it with os.pread (no process
 and no open() per sample), and prints one JSON line per sample on stdout:
 
-    {"series": {"temp:coretemp/Package id 0": "C", ...}}            first line: what will be sampled
+    {"series": {"temp:coretemp/Package id 0": "C", ...}, "power_limits": {"rapl:package-0": 45.0}}
+                                                                   first line: what will be sampled
     {"seq": 0, "t": 1764500000.123, "v": {...}, "bad": [...]}      then one line per interval
 
 `t` is the node's own clock; `bad` lists series whose file vanished or held garbage in this pass
@@ -62,11 +63,13 @@ class Source:
 
 
 class Energy(Source):
-    """RAPL energy_uj turned into watts; the counter wraps at max_energy_range_uj."""
+    """RAPL energy_uj turned into watts; the counter wraps at max_energy_range_uj. limit_w: the zone's
+    highest constraint_*_power_limit_uw (a reading far above it is a glitch, judged by the controller)."""
 
-    def __init__(self, name, path, max_range_uj):
+    def __init__(self, name, path, max_range_uj, limit_w=None):
         super().__init__(name, "W", path)
         self.max_range_uj = max_range_uj
+        self.limit_w = limit_w
         self.last = None
 
     def value(self, now):
@@ -168,9 +171,12 @@ def discover(sysfs, procfs):
         name = _read_line(f"{zone}/name") or os.path.basename(zone)
         if parent != "intel-rapl":  # a subzone (core, uncore, dram) of a package
             name = f"{_read_line(f'{os.path.dirname(zone)}/{parent}/name') or parent}/{name}"
+        limits = [int(v) for v in map(_read_line, glob.glob(f"{zone}/constraint_*_power_limit_uw"))
+                  if v and v.isdigit()]
         try:
             sources.append(Energy(f"rapl:{name}", f"{zone}/energy_uj",
-                                  int(_read_line(f"{zone}/max_energy_range_uj") or 2**32)))
+                                  int(_read_line(f"{zone}/max_energy_range_uj") or 2**32),
+                                  max(limits) / 1e6 if limits and max(limits) > 0 else None))
         except (OSError, ValueError):
             unreadable.append(f"rapl:{name}")  # energy_uj is root-only on recent kernels
     for cls, name, path in ((CpuBusy, "util:cpu", f"{procfs}/stat"), (Load, "load:1m", f"{procfs}/loadavg")):
@@ -209,7 +215,9 @@ def main(argv):
     interval = float(config.get("interval", 1.0))
     sources, unreadable = discover(config.get("sysfs", "/sys"), config.get("procfs", "/proc"))
     out = sys.stdout
-    out.write(json.dumps({"series": {s.name: s.unit for s in sources}, "unreadable": unreadable}) + "\n")
+    limits = {s.name: s.limit_w for s in sources if getattr(s, "limit_w", None)}
+    out.write(json.dumps({"series": {s.name: s.unit for s in sources}, "unreadable": unreadable,
+                          "power_limits": limits}) + "\n")
     out.flush()
     start, seq, gone = time.monotonic(), 0, []
     while True:

@@ -3,24 +3,45 @@
 Series names are `<kind>:<source>`: temp:coretemp/Package id 0, temp:nvme/Composite, zone:acpitz,
 fan:nct6798/fan1, power:amdgpu/power1, rapl:package-0, freq:cpu3, throttle:core4,
 throttle:package0, util:cpu, load:1m. Times are seconds from the first sample (node clock).
+
+Each check samples into a stream of its own (`stream_for("thermal")` -> samples/telemetry-thermal.jsonl),
+so a check's peak, idle power and plot span only its own window; runs stored before that have one shared
+samples/telemetry.jsonl, read instead when a check's own stream is absent.
+
+Readings no sensor can give are dropped on loading (NaN, with a count and the reason in `dropped`): a
+temperature outside -40..150 °C, and a power above twice the highest power limit (RAPL
+constraint_*_power_limit_uw, from the sampler's header) or above 2 kW where no limit is known — a
+counter glitch, not a CPU.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qualify.store import read_samples
-from qualify.telemetry.stream import STREAM
+from qualify.telemetry.stream import STREAM, stream_for
 
 # The sensor that stands for "the CPU package", best first.
 _PACKAGE_PATTERNS = (r"temp:coretemp[^/]*/Package id \d+", r"temp:k10temp[^/]*/Tctl", r"temp:k10temp[^/]*/Tdie",
                      r"zone:x86_pkg_temp.*", r"temp:zenpower[^/]*/Tdie", r"temp:cpu_thermal.*")
 _CORE_PATTERN = re.compile(r"temp:(coretemp[^/]*/Core \d+|k10temp[^/]*/Tccd\d+)")
+TEMP_RANGE_C = (-40.0, 150.0)   # beyond any silicon sensor's range: a bad read (0xFFFF, 255.5, -273)
+POWER_LIMIT_FACTOR = 2.0        # a package above twice its highest power limit is a counter glitch
+NO_LIMIT_MAX_W = 2000.0         # ... and above 2 kW where the node states no limit
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Readings of one series dropped as implausible."""
+
+    series: str
+    count: int
+    why: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,8 @@ class Telemetry:
     gaps: list[tuple[float, float]]      # (start, seconds) on the same time axis
     epoch: float                        # node time of the first sample
     clock_offset: float = 0.0           # controller clock minus node clock (median, incl. latency)
+    power_limits: dict[str, float] = field(default_factory=dict)  # series -> highest RAPL limit, W
+    dropped: tuple[Dropped, ...] = ()
 
     def axis(self, controller_time: float) -> float:
         """A controller timestamp (time.time()) on this time axis."""
@@ -67,6 +90,13 @@ class Telemetry:
             out[read] = reduce(stack[:, read], axis=0)
         return out
 
+    def dropped_sentence(self) -> str | None:
+        """'dropped 3 implausible readings: temp:k10temp/Tctl 2 (outside -40..150 °C), ...' or None."""
+        if not self.dropped:
+            return None
+        listed = ", ".join(f"{d.series} {d.count} ({d.why})" for d in self.dropped)
+        return f"dropped {sum(d.count for d in self.dropped)} implausible telemetry readings: {listed}"
+
     def throttle_events(self) -> np.ndarray:
         """Per sample: throttle events (all counters) since the previous reading."""
         events = np.zeros(len(self.t))
@@ -80,26 +110,61 @@ class Telemetry:
 
 
 def load_telemetry(run_dir: Path, stream: str = STREAM) -> Telemetry:
+    """One stream's samples; a check's own stream falls back to the shared one of older runs."""
+    if stream != STREAM and not (run_dir / "samples" / f"{stream}.jsonl").is_file():
+        stream = STREAM
     return telemetry_from_records(read_samples(run_dir, stream))
+
+
+def load_check_telemetry(run_dir: Path, check: str) -> Telemetry:
+    return load_telemetry(run_dir, stream_for(check))
 
 
 def telemetry_from_records(records: list[dict[str, Any]]) -> Telemetry:
     units: dict[str, str] = {}
+    limits: dict[str, float] = {}
     samples = []
     for record in records:
         if "series" in record:
             units.update(record["series"])
+            limits.update(record.get("power_limits") or {})
         elif "t" in record and isinstance(record.get("v"), dict):
             samples.append(record)
     epoch = samples[0]["t"] if samples else 0.0
     names = list(units) + sorted({k for s in samples for k in s["v"]} - set(units))
     matrix = _matrix(samples, tuple(names))
     values = {n: matrix[:, i] for i, n in enumerate(names)}
+    kinds = {n: units.get(n, "") for n in names}
+    dropped = _drop_implausible(values, kinds, limits)
     t = np.array([s["t"] - epoch for s in samples], dtype=float)
     gaps = [(s["t"] - epoch - s["gap_s"], s["gap_s"]) for s in samples if s.get("gap_s")]
     delays = sorted(s["rx"] - s["t"] for s in samples if "rx" in s)
-    return Telemetry(t=t, values=values, units={n: units.get(n, "") for n in names}, gaps=gaps, epoch=epoch,
-                     clock_offset=delays[len(delays) // 2] if delays else 0.0)
+    return Telemetry(t=t, values=values, units=kinds, gaps=gaps, epoch=epoch,
+                     clock_offset=delays[len(delays) // 2] if delays else 0.0, power_limits=limits,
+                     dropped=tuple(dropped))
+
+
+def _drop_implausible(values: dict[str, np.ndarray], units: dict[str, str],
+                      limits: dict[str, float]) -> list[Dropped]:
+    """NaN where no sensor could have read the value (in place); what was dropped and why."""
+    dropped = []
+    low, high = TEMP_RANGE_C
+    for name, column in values.items():
+        if units[name] == "C":
+            bad, why = (column < low) | (column > high), f"outside {low:g}..{high:g} °C"
+        elif units[name] == "W":
+            limit = limits.get(name)
+            ceiling = POWER_LIMIT_FACTOR * limit if limit else NO_LIMIT_MAX_W
+            why = (f"above {POWER_LIMIT_FACTOR:g}x its {limit:g} W power limit" if limit
+                   else f"above {NO_LIMIT_MAX_W:g} W")
+            bad = (column > ceiling) | (column < 0)
+        else:
+            continue
+        count = int(np.count_nonzero(bad))
+        if count:
+            column[bad] = np.nan
+            dropped.append(Dropped(name, count, why))
+    return dropped
 
 
 def _matrix(samples: list[dict[str, Any]], names: tuple[str, ...]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The controller side of telemetry: start the sampler on the node, store its samples as they arrive.
 
     stream = start_telemetry(node, run_store, profile.telemetry)
-    ...                                   # the check's load; samples go to samples/telemetry.jsonl
+    ...                                   # the check's load; samples go to samples/<stream>.jsonl
     summary = stream.stop()               # series, sample count, gaps
 
 One sampler process per node for the length of a check, over the node's existing connection
@@ -27,10 +27,15 @@ from qualify.profile import TelemetrySettings
 from qualify.store import JsonLines, RunStore
 
 SAMPLER_SOURCE = Path(__file__).with_name("sampler.py")
-STREAM = "telemetry"
+STREAM = "telemetry"      # the shared stream of runs before each check had its own (and of ad-hoc sampling)
 HEADER_TIMEOUT_S = 30.0   # discovery on a node with thousands of CPUs and sensors is still quick
 GAP_FACTOR = 1.5          # a node timestamp this many intervals after the previous one is a gap
 LATE_S = 2.0              # a sample arriving this much later than the fastest one did is late
+
+
+def stream_for(check: str) -> str:
+    """The samples stream of one check (samples/telemetry-<check>.jsonl): its window and nothing else."""
+    return f"{STREAM}-{check}"
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,10 @@ class TelemetryStream:
         header = self._header()
         self.summary = TelemetrySummary(series=self._rename_series(header.get("series", {})),
                                         unreadable=list(header.get("unreadable", [])))
+        limits = {new: watts for name, watts in (header.get("power_limits") or {}).items()
+                  if (new := self._name(name)) is not None}
         writer.append({"series": self.summary.series, "interval": settings.interval, "node": node.name,
-                       "unreadable": self.summary.unreadable})
+                       "unreadable": self.summary.unreadable, "power_limits": limits})
         self._writer_thread = threading.Thread(target=self._store_samples, name=f"telemetry-store-{node.name}",
                                                daemon=True)
         self._writer_thread.start()
@@ -166,7 +173,8 @@ class TelemetryStream:
 
 def start_telemetry(node: Node, run_store: RunStore, settings: TelemetrySettings,
                     stream: str = STREAM) -> TelemetryStream:
-    """Start sampling `node` into samples/<stream>.jsonl of the run; returns once the series are known."""
+    """Start sampling `node` into samples/<stream>.jsonl of the run (a check passes stream_for(its name));
+    returns once the series are known."""
     if not node.has_tool("python3"):
         raise ToolMissing(node.name, "python3", "python3-minimal")
     config = json.dumps({"sysfs": node.paths.sysfs, "procfs": node.paths.procfs, "interval": settings.interval})
