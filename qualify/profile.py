@@ -157,7 +157,11 @@ class ThermalSettings(_Strict):
     slice: Seconds = Field(60.0, gt=0, description="stress-ng runs in slices this long: bogo ops/s over time")
     max_package_temp_c: float = Field(95.0, gt=0, lt=150)
     max_throttled_share: float = Field(0.02, ge=0, le=1, description="share of the load time spent throttling")
-    min_sustained_clock_mhz: float = Field(2000.0, ge=0, description="median all-core clock over the last part")
+    min_sustained_clock_share: float = Field(
+        0.9, ge=0, le=2, description="median all-core clock over the last part, as a share of the CPU's own "
+                                     "nominal clock (base_frequency, amd-pstate/CPPC nominal, acpi-cpufreq P0)")
+    min_sustained_clock_mhz: float | None = Field(None, ge=0, description="optional absolute floor for the same "
+                                                                          "clock, MHz (e.g. what the workload needs)")
     sustained_window: float = Field(0.25, gt=0, le=1, description="last part of the load for sustained clock and slope")
     max_perf_drop_percent: float = Field(10.0, ge=0, le=100, description="bogo ops/s of the last slice vs the first")
     steady_slope_c_per_min: float = Field(1.0, gt=0, description="package temperature slope below which it is steady")
@@ -268,6 +272,8 @@ class IdlePowerSettings(_Strict):
                                                             "duration, at most 3m)")
     interval: Seconds = Field(2.0, gt=0, description="time between C-state residency samples")
     max_package_w: float = Field(25.0, gt=0, description="highest acceptable average idle package power")
+    max_busy_percent: float = Field(10.0, ge=0, le=100, description="above this CPU utilisation (/proc/stat) "
+                                    "the node is not idle: idle power and residency are reported, not judged")
     min_deepest_residency: float = Field(0.5, ge=0, le=1,
                                          description="share of the window the CPUs must spend in their deepest C-state")
 
