@@ -1,4 +1,5 @@
-"""nvme-cli JSON: every corpus file (1.x keys, "critical_warrning", Kelvin), 2.x spellings, bad output."""
+"""nvme-cli JSON: every corpus file (1.x keys, "critical_warrning", Kelvin), 2.x spellings, id-ns LBA formats,
+nvme list of 1.x and 2.x, the self-test log, bad output."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import pytest
 from corpus import corpus_path
 
 from qualify.errors import ParseError
-from qualify.parsers.nvme import NvmeController, NvmeSmartLog, parse_nvme_id_ctrl, parse_nvme_smart_log
+from qualify.parsers.nvme import (LbaFormat, NvmeController, NvmeListEntry, NvmeSmartLog, parse_nvme_id_ctrl,
+                                  parse_nvme_id_ns, parse_nvme_list, parse_nvme_self_test_log, parse_nvme_smart_log)
 
 EXPECTED = {
     "id-ctrl-samsung-pm983-mz1lb960-nvmecli1x.json": NvmeController(
         model="Unknown MZ1LB960HAJQ-000FB", serial="S43ANA0M405593", firmware="EDA76F2Q",
-        warning_temperature_c=80, critical_temperature_c=92, capacity_bytes=900185481216),
+        warning_temperature_c=80, critical_temperature_c=92, capacity_bytes=900185481216, unallocated_bytes=0,
+        volatile_write_cache=False, firmware_slots=3, firmware_slot1_read_only=True, self_test_supported=False,
+        extended_test_minutes=None),
+    "list-ocp-autoval-nvmecli1x.json": [NvmeListEntry(
+        device_path="/dev/nvme0n1", serial="Sxxxxx", model="Unknown", firmware="X123", namespace=None,
+        physical_size_bytes=512110190592, sector_size=4096)],
     "smart-log-netdata-fixture.json": NvmeSmartLog(
         critical_warning=0, temperature_c=37, available_spare=100, available_spare_threshold=5, percentage_used=2,
         data_units_written=136157684, power_on_hours=4974, unsafe_shutdowns=39, media_errors=0,
@@ -23,7 +30,11 @@ EXPECTED = {
         data_units_written=47217872, power_on_hours=1244, unsafe_shutdowns=52, media_errors=0,
         error_log_entries=0, warning_temperature_minutes=0, critical_temperature_minutes=0),
 }
-FILES = sorted(path.name for path in corpus_path("nvme-cli").iterdir())
+# excerpts the tests below wrap (see SOURCES.md)
+EXCERPTS = {"list-device-vastdata-nvmecli2x-excerpt.json", "id-ns-lbafs-5-formats-512+8-in-use-nvmecli2x-excerpt.json",
+            "self-test-log-entry-extended-passed-nvmecli-excerpt.json"}
+FILES = sorted(path.name for path in corpus_path("nvme-cli").iterdir() if path.name not in EXCERPTS)
+PARSERS = {"id-ctrl": parse_nvme_id_ctrl, "list": parse_nvme_list, "smart-log": parse_nvme_smart_log}
 
 
 def test_every_corpus_file_has_an_expectation():
@@ -32,7 +43,7 @@ def test_every_corpus_file_has_an_expectation():
 
 @pytest.mark.parametrize("name", FILES)
 def test_corpus_file(name):
-    parse = parse_nvme_id_ctrl if name.startswith("id-ctrl") else parse_nvme_smart_log
+    parse = next(parse for prefix, parse in PARSERS.items() if name.startswith(prefix))
     assert parse(corpus_path("nvme-cli", name).read_text()) == EXPECTED[name]
 
 
@@ -58,3 +69,54 @@ def test_bad_smart_log_names_the_tool(text, problem):
 def test_id_ctrl_without_identity():
     with pytest.raises(ParseError, match="nvme id-ctrl.*'mn'"):
         parse_nvme_id_ctrl('{"vid": 5197}')
+
+
+def test_excerpts_are_all_used():
+    assert EXCERPTS <= {path.name for path in corpus_path("nvme-cli").iterdir()}
+
+
+def test_id_ns_format_in_use_and_best_of_a_drive_formatted_512_plus_8():
+    # lbafs real (nvme-cli issue #2811); flbas 1 ("in use" in the same issue's text output) and nsze synthetic
+    lbafs = json.loads(corpus_path("nvme-cli", "id-ns-lbafs-5-formats-512+8-in-use-nvmecli2x-excerpt.json").read_text())
+    ns = parse_nvme_id_ns(json.dumps({"nsze": 1875385008, "ncap": 1875385008, "flbas": 1, "lbafs": lbafs}))
+    assert ns.format_in_use == LbaFormat(index=1, data_bytes=512, metadata_bytes=8, relative_performance=3)
+    assert ns.best_format == LbaFormat(index=2, data_bytes=4096, metadata_bytes=0, relative_performance=0)
+    assert ns.size_bytes == 1875385008 * 512
+
+
+def test_id_ns_flbas_high_bits_of_nvme_2():
+    lbafs = [{"ms": 0, "ds": 9, "rp": 0}] * 17 + [{"ms": 0, "ds": 12, "rp": 0}]
+    assert parse_nvme_id_ns(json.dumps({"nsze": 8, "flbas": 0x21, "lbafs": lbafs})).in_use == 17
+
+
+def test_nvme_cli_2_list_entry():
+    entry = json.loads(corpus_path("nvme-cli", "list-device-vastdata-nvmecli2x-excerpt.json").read_text())
+    assert parse_nvme_list(json.dumps({"Devices": [entry]})) == [NvmeListEntry(
+        device_path="/dev/nvme1n1", serial="VastData", model="VastData", firmware="24.05", namespace=2,
+        physical_size_bytes=10737418240, sector_size=512)]
+
+
+def test_self_test_log_entry_and_unused_entries():
+    # the entry is real (nvme-cli issue #1758); the wrapper keys are those nvme-cli's json_self_test_log prints
+    entry = json.loads(corpus_path("nvme-cli", "self-test-log-entry-extended-passed-nvmecli-excerpt.json").read_text())
+    log = parse_nvme_self_test_log(json.dumps({
+        "Current Device Self-Test Operation": 0, "Current Device Self-Test Completion": 0,
+        "List of Valid Reports": [entry, {"Self test result": 15}]}))
+    assert (log.running, log.completion_percent, len(log.results)) == (0, None, 1)
+    assert (log.results[0].code, log.results[0].result, log.results[0].power_on_hours) == (2, 0, 285)
+
+
+def test_self_test_running_with_its_completion():
+    log = parse_nvme_self_test_log('{"Current Device Self-Test Operation": 1, "Current Device Self-Test Completion": 40}')
+    assert (log.running, log.completion_percent, log.results) == (1, 40, ())
+
+
+@pytest.mark.parametrize("parse, text, problem", [
+    (parse_nvme_id_ns, '{"nsze": 1}', "'nsze'/'flbas'/'lbafs'"),
+    (parse_nvme_id_ns, '{"nsze": 1, "flbas": 3, "lbafs": [{"ds": 9}]}', "LBA format 3"),
+    (parse_nvme_list, '{"Devices": 3}', "'Devices'"),
+    (parse_nvme_self_test_log, '{}', "Current Device Self-Test Operation"),
+])
+def test_bad_identity_and_log_outputs(parse, text, problem):
+    with pytest.raises(ParseError, match=problem):
+        parse(text)
