@@ -157,7 +157,6 @@ class NodeSpec:
     boot_id: str | None = None        # None = a fresh random one
     sensors: bool = False             # hwmon, thermal zones, cpufreq, RAPL, throttle counters (the lab's nodes)
     cpufreq_driver: str = "intel_pstate"  # with sensors: intel_pstate, amd-pstate-epp or acpi-cpufreq (AMD_RYZEN_7600)
-    cpufreq_driver: str = "intel_pstate"  # with sensors: intel_pstate, amd-pstate-epp or acpi-cpufreq (AMD_RYZEN_7600)
     uptime_s: float = 43200.0         # proc/uptime (the seed's board froze about 12 h after boot)
     pci: tuple[PciSpec, ...] = SEED_PCI  # under sys/devices/pci0000:00, linked from sys/bus/pci/devices
     riser_downtrained_node: str | None = "lab-pve3"  # the tree (lab node folder) whose X520 trains at x4
