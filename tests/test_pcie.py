@@ -4,6 +4,7 @@ downstream port, AER growth during the run; the wiring (collect on a real LocalN
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from qualify.checks.pcie import PcieEvidence, collect, judge
 from qualify.errors import ParseError
 from qualify.findings import Findings
-from qualify.lab.tree import RISER_PORT, SEED_PCI, PciSpec, aer_file_text, riser_downtrained, write_pci_devices
+from qualify.lab.tree import RISER_PORT, SEED_PCI, NodeSpec, PciSpec, aer_file_text, riser_downtrained, write_pci_devices
 from qualify.node import LocalNode
 from qualify.parsers.lspci import PciLink
 from qualify.parsers.pci_sysfs import DUMP_SCRIPT, parse_aer_counters, parse_link_speed, parse_pci_dump
@@ -166,3 +167,14 @@ def test_collect_reads_idle_load_and_after_on_the_node(tmp_path):
     findings = Findings("pcie")
     judge(evidence, PcieSettings(), findings)
     assert findings.failed and "82599ES" in findings.problems[0]
+
+
+def test_end_to_end_a_riser_downtrained_node_fails_and_says_why(workspace):
+    workspace.local_node("p2", NodeSpec(riser_downtrained_node="p2"), extra="checks:\n  pcie: {load: 2s}\n")
+    proc = workspace.qualify("run", "p2", "--checks", "pcie or platform")
+    verdict = json.loads((workspace.runs("p2")[0] / "verdict.json").read_text())
+    checks = {c["name"]: c for c in verdict["checks"]}
+    assert proc.returncode == 1, proc.stderr
+    assert checks["pcie"]["outcome"] == "failed"
+    assert any("0000:03:00.0" in r and "link width 4 lanes" in r for r in checks["pcie"]["reasons"])
+    assert checks["platform"]["outcome"] == "passed", checks["platform"]["reasons"]  # warnings (no ECC) only
