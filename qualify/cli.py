@@ -255,7 +255,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from qualify.node.packages import NODE_PACKAGES
     from qualify.overlays import resolve_profile
 
-    loaded = resolve_profile(args.node, args.profile)
+    loaded = resolve_profile(check_node_name(args.node), args.profile)
     node = connect(args.node, loaded.profile)
     try:
         apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]

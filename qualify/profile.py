@@ -554,7 +554,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         line = raw[:exc.start].count(b"\n") + 1
         raise ProfileError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
                            f"save the profile as UTF-8") from None
-    loader = _ProfileLoader(text, str(path))
+    try:
+        loader = _ProfileLoader(text, str(path))
+    except yaml.reader.ReaderError as exc:  # a control character: PyYAML reads printable text only
+        line = text[:exc.position].count("\n") + 1
+        raise ProfileError(f"{path}: line {line}: character {exc.character:#06x} is not allowed in YAML") from None
     try:
         node = loader.get_single_node()
         if node is not None:

@@ -36,6 +36,9 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
     if finished is None:
         verdict = "incomplete"
         notes.append(f"the run did not finish; its last record is from {last_t}")
+    elif not started:  # which node, profile and labels are unknown: nothing to pass
+        verdict = "incomplete"
+        notes.append("the run has no run_started record")
     elif "failed" in outcomes:
         verdict = "fail"
     elif failing_events:  # a freeze, a reboot or a kernel error the profile does not tolerate

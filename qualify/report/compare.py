@@ -22,7 +22,7 @@ from qualify.report.measurements import Key, keys_of, run_figures, title
 from qualify.report.plots import png_base64
 from qualify.report.plots.thermal import BUCKETS
 from qualify.store import read_records
-from qualify.telemetry import Telemetry, load_telemetry
+from qualify.telemetry import Telemetry, load_check_telemetry
 from qualify.telemetry.series import envelope
 from qualify.verdict import build_verdict
 
@@ -69,7 +69,7 @@ class ComparedRun:
 def load_run(run_dir: Path) -> ComparedRun:
     verdict = build_verdict(read_records(run_dir))
     figures = run_figures(verdict)
-    telemetry = load_telemetry(run_dir)
+    telemetry = load_check_telemetry(run_dir, "thermal")  # the thermal check's own stream (older runs: the shared one)
     if not figures and len(telemetry.t) == 0:
         raise UsageError(f"{run_dir} has no measurements and no telemetry to compare (did any check run?)")
     labels = verdict.get("labels") or {}

@@ -7,6 +7,7 @@ measured here: everything comes from the run's records.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,12 @@ def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
     """The environment table shows the node, not the machine that renders the report."""
     verdict = _verdict(config)
     metadata.clear()
-    metadata.update({
+    labels = verdict.get("labels") or {}
+    values = {
         "Node": verdict.get("node"), "Host": verdict.get("host"), "Run": verdict.get("run_id"),
-        "Labels": ", ".join(f"{k}={v}" for k, v in verdict.get("labels", {}).items()) or "none",
-        "Profile": ", ".join(verdict.get("profile_sources", [])),
-    })
+        "Labels": ", ".join(f"{k}={v}" for k, v in labels.items()) if isinstance(labels, dict) else labels,
+        "Profile": ", ".join(map(str, verdict.get("profile_sources") or [])),
+    }
+    # pytest-html puts each value into the page as HTML (innerHTML): stored strings must arrive as text
+    metadata.update({key: html.escape(str(value)) if value not in (None, "") else "none"
+                     for key, value in values.items()})

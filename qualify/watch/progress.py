@@ -23,7 +23,7 @@ class SoakProgress:
     def __init__(self, node: str, run_dir: Path, duration_s: float, plain_interval_s: float):
         self.node = node
         self.heartbeats = run_dir / SAMPLES / "heartbeat.jsonl"
-        self.telemetry = run_dir / SAMPLES / "telemetry.jsonl"
+        self.telemetry = run_dir / SAMPLES / "telemetry-soak.jsonl"  # the soak check's own stream
         self.duration_s = duration_s
         self.plain_interval_s = plain_interval_s
         self.started = time.monotonic()

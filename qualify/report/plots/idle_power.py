@@ -1,4 +1,5 @@
-"""Idle window plots: package power (RAPL) and the share of time in each C-state, over the window."""
+"""Idle window plots: package power (RAPL, the check's own telemetry stream) and the share of time in each
+C-state, over the window."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from qualify.checks.idle_power import STREAM
+from qualify.checks.idle_power import NAME, STREAM
 from qualify.store import read_samples
-from qualify.telemetry import load_telemetry
+from qualify.telemetry import load_check_telemetry
 
 
 def figures(run_dir: Path, check: dict[str, Any]) -> list[Figure]:
@@ -26,11 +27,11 @@ def figures(run_dir: Path, check: dict[str, Any]) -> list[Figure]:
 
 
 def _power(run_dir: Path, check: dict[str, Any], ax) -> None:
-    telemetry = load_telemetry(run_dir)
+    telemetry = load_check_telemetry(run_dir, NAME)
     zones = telemetry.package_power()
     if zones:
         ax.plot(telemetry.t, telemetry.combined(zones, "sum"), label="package power")
-    average = check.get("metrics", {}).get("idle_package_power_w")
+    average = check.get("metrics", {}).get("idle_package_power_watts")
     if average is not None:
         ax.axhline(average, linestyle="--", color="grey", label=f"idle average {average:.1f} W")
     ax.set_ylabel("W")

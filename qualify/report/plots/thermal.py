@@ -1,6 +1,6 @@
-"""Thermal soak plots, drawn from the stored telemetry: one shared time axis with package and per-core
-temperature (min/max envelope), clocks, package power and utilisation, throttle events marked and the
-load phase shaded. Long runs are bucketed to min/mean/max envelopes so peaks survive and a 72 h run
+"""Thermal soak plots, drawn from the check's own stored telemetry (its window only): one shared time axis
+with package and per-core temperature (min/max envelope), clocks against the CPU's nominal clock,
+package power and utilisation, throttle events marked and the load phase shaded. Long runs are bucketed to min/mean/max envelopes so peaks survive and a 72 h run
 stays a small image.
 """
 
@@ -13,22 +13,23 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qualify.telemetry import Telemetry, load_telemetry
+from qualify.telemetry import Telemetry, load_check_telemetry
 from qualify.telemetry.series import envelope
 
 BUCKETS = 1500   # points per line: more than a plot's pixel width
 
 
 def figures(run_dir: Path, check: dict[str, Any]) -> list[Figure]:
-    telemetry = load_telemetry(run_dir)
+    telemetry = load_check_telemetry(run_dir, "thermal")
     if len(telemetry.t) < 2:
         return []
     metrics = check.get("metrics", {})
-    return [soak_figure(telemetry, metrics.get("load_start_s"), metrics.get("load_end_s"))]
+    return [soak_figure(telemetry, metrics.get("load_start_s"), metrics.get("load_end_s"),
+                        nominal_mhz=metrics.get("nominal_clock_mhz"))]
 
 
 def soak_figure(telemetry: Telemetry, load_start: float | None, load_end: float | None,
-                title: str = "Thermal soak") -> Figure:
+                title: str = "Thermal soak", nominal_mhz: float | None = None) -> Figure:
     minutes = telemetry.t / 60.0
     fig = Figure(figsize=(11, 9))
     temp_ax, clock_ax, power_ax, util_ax = fig.subplots(4, 1, sharex=True,
@@ -43,6 +44,8 @@ def soak_figure(telemetry: Telemetry, load_start: float | None, load_end: float 
     _band(clock_ax, minutes, telemetry.combined(telemetry.names("freq"), "min"),
           telemetry.combined(telemetry.names("freq"), "max"), "CPUs (min–max)")
     _line(clock_ax, minutes, telemetry.combined(telemetry.names("freq"), "mean"), "all-core mean", "tab:blue")
+    if nominal_mhz:
+        clock_ax.axhline(nominal_mhz, color="tab:blue", linestyle=":", linewidth=1, label=f"nominal {nominal_mhz:.0f}")
     clock_ax.set_ylabel("MHz")
     for name in telemetry.package_power():
         _line(power_ax, minutes, telemetry.values[name], name.split(":", 1)[1], "tab:orange")
