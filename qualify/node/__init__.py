@@ -16,4 +16,4 @@ def connect(name: str, profile: Profile) -> Node:
     return node
 
 
-__all__ = ["CommandResult", "Node", "NodeProcess", "LocalNode", "SshNode", "connect"]
+__all__ = ["CommandResult", "LocalNode", "Node", "NodeProcess", "SshNode", "connect"]

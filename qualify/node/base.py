@@ -1,21 +1,31 @@
-"""What every node backend offers; the checks use only this."""
+"""What every node backend offers; the checks use only this.
+
+Every command runs under the tether (qualify/node/tether.py): it ends when the controller does,
+however the controller ends. Load tools (fio, stress-ng, stressapptest) run under the node's run
+lock (qualify/node/lock.py): two runs of one node never load it at the same time.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Iterator
 
 from qualify.errors import CommandFailed, CommandTimeout, ToolMissing
+from qualify.node.lock import NodeLock, is_load
 from qualify.node.packages import package_for
+from qualify.node.tether import EXIT_TIMEOUT, tethered
 from qualify.profile import Profile
 
-EXIT_TIMEOUT = 124  # coreutils `timeout` and our local runner
-EXIT_NOT_FOUND = 127  # the shell's and `timeout`'s "command not found"
+EXIT_NOT_FOUND = 127  # the shell's and the tether's "command not found"
+KILL_GRACE_S = 5  # after a time limit or the end of the channel, SIGKILL if SIGTERM was not enough
 
 
 @dataclass(frozen=True)
@@ -35,17 +45,15 @@ class CommandResult:
         return shlex.join(self.argv)
 
 
-# Runs "$@" in the background and ends it when our stdin closes: when the controller stops the
-# stream, or when the ssh connection drops, the command on the node does not outlive it.
-_TIED_TO_STDIN = '"$@" </dev/null & child=$!; read -r _; kill "$child" 2>/dev/null; wait "$child"'
-
-
 class NodeProcess:
     """A long-lived command on a node whose output streams back (a sampler, `journalctl -f`)."""
 
-    def __init__(self, node_name: str, argv: list[str], popen_argv: list[str]):
+    def __init__(self, node_name: str, argv: list[str], popen_argv: list[str],
+                 on_stop: Callable[[], None] | None = None):
         self.node_name = node_name
         self.argv = argv
+        self._on_stop = on_stop
+        # stdin is the tether: nothing is written to it, closing it (or dying) ends the command
         self._proc = subprocess.Popen(popen_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, bufsize=1)
 
@@ -58,8 +66,13 @@ class NodeProcess:
     def poll(self) -> int | None:
         return self._proc.poll()
 
-    def stop(self, timeout_s: float = 10) -> int:
-        """End the command on the node (by closing its stdin) and return the exit status."""
+    @property
+    def pid(self) -> int:
+        """The local process (the ssh client, or the tether on this machine)."""
+        return self._proc.pid
+
+    def stop(self, timeout_s: float = KILL_GRACE_S + 5) -> int:
+        """End the command on the node (by closing its tether) and return the exit status."""
         if self._proc.stdin and not self._proc.stdin.closed:
             try:
                 self._proc.stdin.close()
@@ -70,6 +83,10 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             return self._proc.wait()
+        finally:
+            on_stop, self._on_stop = self._on_stop, None
+            if on_stop:
+                on_stop()
 
     def stderr(self) -> str:
         return self._proc.stderr.read() if self._proc.stderr and self._proc.poll() is not None else ""
@@ -82,6 +99,7 @@ class Node(ABC):
         self.name = name
         self.profile = profile
         self.paths = profile.paths
+        self._lock = NodeLock(self)
 
     # -- backend
 
@@ -92,32 +110,92 @@ class Node(ABC):
         pass
 
     @abstractmethod
-    def _execute(self, argv: list[str], timeout_s: float, stdin: bytes | None) -> tuple[int, bytes, str]:
-        """(returncode, stdout, stderr); returncode EXIT_TIMEOUT when the command ran out of time."""
+    def _popen_argv(self, argv: list[str]) -> list[str]:
+        """The local command line that runs argv on the node."""
+
+    def _slack_s(self) -> float:
+        """How much longer than a command's own limit the controller waits for its answer."""
+        return 5.0
+
+    def _transport_failed(self, code: int, err: str, argv: list[str]) -> None:
+        """Raise when the answer came from the transport (ssh), not from the command."""
 
     # -- commands
 
-    def run(self, argv: list[str], *, timeout_s: float | None = None, check: bool = True,
-            stdin: bytes | None = None) -> CommandResult:
+    def run(self, argv: list[str], *, timeout_s: float | None = None, check: bool = True) -> CommandResult:
         timeout_s = timeout_s or self.profile.command_timeout
         started = time.monotonic()
-        code, out, err = self._execute(list(argv), timeout_s, stdin)
+        load = is_load(argv)
+        with self.exclusive(argv[0]) if load else nullcontext():
+            code, out, err = self._execute(list(argv), timeout_s, load)
         result = CommandResult(tuple(argv), code, out, err, time.monotonic() - started)
         if code == EXIT_TIMEOUT:
             raise CommandTimeout(self.name, result.command, timeout_s)
-        if code == EXIT_NOT_FOUND and _not_found(err, argv[0]):
-            raise ToolMissing(self.name, argv[0], package_for(argv[0]), result.command)
+        if code == EXIT_NOT_FOUND:
+            tool = "perl" if _PERL_MISSING.search(err) else argv[0]  # the tether's own interpreter
+            if tool == "perl" or _not_found(err, tool):
+                raise ToolMissing(self.name, tool, package_for(tool), result.command)
         if check and code != 0:
             raise CommandFailed(self.name, result.command, code, err)
         return result
 
-    def spawn(self, argv: list[str]) -> NodeProcess:
-        """Start a long-lived command; its stdout streams back line by line. stop() ends it on the node."""
-        return NodeProcess(self.name, list(argv), self._popen_argv(["sh", "-c", _TIED_TO_STDIN, "sh", *argv]))
+    def _execute(self, argv: list[str], timeout_s: float, load: bool) -> tuple[int, bytes, str]:
+        """(returncode, stdout, stderr) of argv run on the node under the tether."""
+        tie, ours = os.pipe()  # the tether's stdin: closed by us when done, or by the kernel when we die
+        try:
+            proc = subprocess.Popen(self._popen_argv(tethered(argv, timeout_s, KILL_GRACE_S, load)), stdin=tie,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError as missing:  # no perl/ssh on this machine
+            os.close(ours)
+            tool = str(missing.filename)
+            raise ToolMissing(self.name, tool, package_for(tool), shlex.join(argv)) from None
+        finally:
+            os.close(tie)
+        limit = timeout_s + KILL_GRACE_S + self._slack_s()
+        try:
+            out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.close(ours)
+            ours = -1
+            try:
+                proc.communicate(timeout=KILL_GRACE_S + 5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            return EXIT_TIMEOUT, b"", f"no answer from the node within {limit:g} s"
+        finally:
+            if ours >= 0:
+                os.close(ours)
+        text = err.decode("utf-8", errors="replace")
+        self._transport_failed(proc.returncode, text, argv)
+        return proc.returncode, out, text
 
-    @abstractmethod
-    def _popen_argv(self, argv: list[str]) -> list[str]:
-        """The local command line that runs argv on the node."""
+    def spawn(self, argv: list[str], *, load: bool | None = None) -> NodeProcess:
+        """Start a long-lived command; its stdout streams back line by line. stop() ends it on the node.
+
+        A load (by default: a load tool, see lock.py) holds the node's run lock until stopped.
+        """
+        load = is_load(argv) if load is None else load
+        release = None
+        if load:
+            self._lock.acquire(argv[0])
+            release = self._lock.release
+        try:
+            command = self._popen_argv(tethered(list(argv), 0, KILL_GRACE_S, load))
+            return NodeProcess(self.name, list(argv), command, release)
+        except BaseException:
+            if release:
+                release()
+            raise
+
+    @contextmanager
+    def exclusive(self, purpose: str) -> Iterator[None]:
+        """Hold the node's run lock (re-entrant): no other run writes to or loads the node meanwhile."""
+        self._lock.acquire(purpose)
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def has_tool(self, tool: str) -> bool:
         return self.run(["sh", "-c", 'command -v "$1" >/dev/null', "sh", tool], check=False).returncode == 0
@@ -177,3 +255,6 @@ class Node(ABC):
 
 def _not_found(stderr: str, tool: str) -> bool:
     return "not found" in stderr or "No such file" in stderr or tool in stderr
+
+
+_PERL_MISSING = re.compile(r"(^|[\s:])perl: (command )?not found", re.MULTILINE)  # from the node's shell

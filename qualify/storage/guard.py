@@ -2,22 +2,30 @@
 
 A write test runs only when every rule passes. The rules, in order:
 - allow_destroy: the profile explicitly allows destroying this drive's data;
-- not mounted: neither the device nor a partition of it is mounted or used as swap;
-- no holders: nothing is stacked on it (LVM, md RAID, dm-crypt, multipath, Ceph OSD volumes, bcache);
-- not busy: the kernel grants an exclusive open (catches users the rules above cannot see: a ZFS
+- mounted: neither the device, a partition of it, nor anything stacked on them is mounted or swap;
+- holders: nothing the kernel lists as a holder sits on it or a partition, recursively (LVM, md RAID,
+  dm-crypt, multipath, Ceph OSD volumes, bcache);
+- stacked: no loop device is backed by it or a partition of it (at any offset), recursively;
+- open: no process has it, a partition or anything stacked on them open, read-only included;
+- unseen: every process's open files could be read;
+- busy: the kernel grants an exclusive open (catches users the rules above cannot see: a ZFS
   pool, a mount in another namespace, a program holding it with O_EXCL);
-- no partition table, and no filesystem/RAID/LVM/crypto/Ceph/ZFS signature, unless the profile says
-  `wipe: true` (then the signatures are erased right before the first write).
-Each refusal names the rule and how to override it. The guard is asked again right before every
-write job, so a device mounted between two jobs is not written either.
+- partition_table / signature: no partition table, and no filesystem/RAID/LVM/crypto/Ceph/ZFS
+  signature, unless the profile says `wipe: true` (then they are erased right before the write).
+Each refusal names the rule and how to override it. All of it is read on the node, from its kernel.
+The guard is asked again right before every write job, and once more under the hold that keeps
+the device for the job (qualify/storage/hold.py), so nothing that started to use it in between
+is written over.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from qualify.errors import QualifyError
-from qualify.node import Node
+from qualify.node import LocalNode, Node
 from qualify.parsers.wipefs import Signature, parse_wipefs_json
 from qualify.profile import StorageDrive
 from qualify.storage.identity import SYS_BLOCK, BlockDevice, resolve_drive
@@ -26,7 +34,7 @@ from qualify.storage.identity import SYS_BLOCK, BlockDevice, resolve_drive
 class WriteRefused(QualifyError):
     """A write test that the guard does not allow on this device."""
 
-    def __init__(self, device: BlockDevice, drive: StorageDrive, refusals: list["Refusal"]):
+    def __init__(self, device: BlockDevice, drive: StorageDrive, refusals: list[Refusal]):
         listed = "; ".join(str(r) for r in refusals)
         super().__init__(f"refusing to write to {device.path} ({drive.identity}): {listed}")
         self.refusals = refusals
@@ -44,52 +52,150 @@ class Refusal:
 
 @dataclass(frozen=True)
 class DeviceUse:
-    """What uses a device right now, read from the kernel."""
+    """What uses a device right now, read from the kernel on the node."""
 
     partitions: list[str]
-    holders: list[str]  # "dm-0", "md127", or "dm-1 (on loop3p1)"
-    mounted: list[str]  # "loop3p1 on /mnt/data", "swap on /dev/loop3"
+    holders: list[str]  # "dm-0", "md127", or "dm-1 (on loop3p1)": the kernel's holders, recursively
+    mounted: list[str]  # "loop3p1 on /mnt/data", "swap on /dev/loop3", "loop7 on /mnt/x (stacked on loop3)"
     busy: bool  # an exclusive open was refused (EBUSY)
     signatures: list[Signature]
+    stacked: list[str] = field(default_factory=list)  # "loop7 on loop3 at offset 1048576": loops over it
+    opened: list[str] = field(default_factory=list)  # "pid 4242 (qemu-system-x86, read-write) on loop3"
+    unseen: int = 0  # processes whose open files could not be read
 
 
-# One command for everything but the signatures, as "kind fields..." lines: the device and its
-# partitions with their major:minor, their holders, every mount (by major:minor, which no /dev path
-# or symlink can disguise), swap areas, and whether an exclusive open is refused ("busy").
-# Perl is Essential on Debian (perl-base), Python is not; EBUSY -> exit 16.
-_USE_SCRIPT = r'''
-sys="$1/$2"; [ -d "$sys" ] || exit 3
-echo "dev $2 $(cat "$sys/dev")"
-for h in "$sys"/holders/*; do [ -e "$h" ] && echo "holder ${h##*/}"; done
-for p in "$sys/$2"*; do
-  [ -f "$p/partition" ] || continue
-  echo "dev ${p##*/} $(cat "$p/dev")"
-  for h in "$p"/holders/*; do [ -e "$h" ] && echo "holder ${h##*/} ${p##*/}"; done
-done
-while read -r _ _ number _ mountpoint _; do echo "mount $number $mountpoint"; done < /proc/self/mountinfo
-tail -n +2 /proc/swaps | while read -r name _; do echo "swap ${name##*/} $name"; done
-perl -e 'use Fcntl; sysopen(my $f, $ARGV[0], O_RDONLY|O_EXCL) and exit 0; exit($!{EBUSY} ? 16 : 1)' "/dev/$2"
-[ $? = 16 ] && echo busy
-exit 0
-'''
+# The inspection, run on the node: the device, its partitions and everything stacked on them,
+# recursively - the kernel's holders (dm, md, bcache: <sysfs>/block/*/holders) and loop devices
+# whose backing file is one of them or lives on one (loop claims nothing: it is in no holders
+# folder, at any offset) - then, for each of these: mounts (by major:minor, and by source, which
+# btrfs's anonymous device numbers would hide), swap areas, and every process that has it open
+# (/proc/*/fd, read-only opens included; $4.. are pids of our own: the hold). When every opener
+# is read-only they are looked at again a second later (udev's blkid opens a device for a moment
+# after each write). Last, unless $3 is 0, whether the kernel grants an exclusive open (EBUSY: a
+# claim the rest cannot see: ZFS, a mount in another namespace, a program using O_EXCL).
+# Lines: "dev NAME MAJ:MIN", "part NAME OF", "holder NAME OF", "loop NAME OF OFFSET", "mount NAME
+# WHERE", "swap NAME PATH", "open NAME PID MODE COMM", "unseen N" (processes whose files could not
+# be read), "busy". Exit 3: no such device. Perl is Essential on Debian (perl-base), Python is not.
+_USE_SCRIPT = r"""
+use strict; use Fcntl;
+my ($sys, $top, $probe, @ours) = @ARGV;
+my %ours = map { $_ => 1 } @ours, $$;
+-d "$sys/$top" or exit 3;
+sub line { open(my $h, '<', $_[0]) or return undef; my $l = <$h>; chomp $l if defined $l; $l }
+sub entries { opendir(my $d, $_[0]) or return (); grep { !/^\.\.?$/ } readdir $d }
+sub devno { my $d = shift; ((($d >> 8) & 0xfff) | (($d >> 32) & ~0xfff)) . ':' . (($d & 0xff) | (($d >> 12) & ~0xff)) }
+my @loops;
+for my $l (grep { /^loop\d+$/ } entries($sys)) {
+  my $b = line("$sys/$l/loop/backing_file") // next;
+  $b =~ s/ \(deleted\)$//;
+  my @st = stat($b) or next;
+  push @loops, [$l, (-b _ ? devno($st[6]) : ''), devno($st[0]), line("$sys/$l/loop/offset") // 0];
+}
+my (%num, %seen, @queue);
+sub add {
+  my ($name, $path) = @_;
+  return if $seen{$name}++;
+  my $n = line("$path/dev") // return;
+  $num{$n} = $name; print "dev $name $n\n"; push @queue, [$name, $path, $n];
+}
+add($top, "$sys/$top");
+while (my $m = shift @queue) {
+  my ($name, $path, $n) = @$m;
+  for my $p (grep { index($_, $name) == 0 && -f "$path/$_/partition" } entries($path)) {
+    print "part $p $name\n"; add($p, "$path/$p");
+  }
+  for my $h (entries("$path/holders")) {
+    print "holder $h $name\n"; add($h, "$sys/$h") if -d "$sys/$h";
+  }
+  for my $l (grep { $_->[1] eq $n || $_->[2] eq $n } @loops) {
+    print "loop $l->[0] $name $l->[3]\n"; add($l->[0], "$sys/$l->[0]");
+  }
+}
+sub by_source { my $p = shift; $p =~ m{^/dev/} && -b $p ? $num{devno((stat _)[6])} : undef }
+if (open(my $mi, '<', '/proc/self/mountinfo')) {
+  while (<$mi>) {
+    my @f = split ' ';
+    my ($source) = / - \S+ (\S+)/;
+    my $on = $num{$f[2]} // by_source($source // '');
+    print "mount $on $f[4]\n" if defined $on;
+  }
+}
+if (open(my $sw, '<', '/proc/swaps')) {
+  <$sw>;
+  while (<$sw>) { my ($p) = split ' '; my $on = by_source($p); print "swap $on $p\n" if defined $on }
+}
+sub openers {
+  my (%found, $unseen);
+  for my $pid (grep { /^\d+$/ && !$ours{$_} } entries('/proc')) {
+    opendir(my $dh, "/proc/$pid/fd") or do { $unseen++ if $!{EACCES}; next };
+    for my $fd (grep { /^\d+$/ } readdir $dh) {
+      my @st = stat("/proc/$pid/fd/$fd") or next;
+      -b _ or next;
+      my $on = $num{devno($st[6])} // next;
+      my $flags = 0;
+      if (open(my $fi, '<', "/proc/$pid/fdinfo/$fd")) { while (<$fi>) { $flags = oct($1) if /^flags:\s+(\d+)/ } }
+      my $mode = ('read-only', 'write-only', 'read-write')[$flags & 3] // 'read-write';
+      my $comm = line("/proc/$pid/comm") // '?';
+      $comm =~ s/\s/_/g;
+      $found{"$pid $fd"} = "open $on $pid $mode $comm";
+    }
+  }
+  return (\%found, $unseen // 0);
+}
+my ($found, $unseen) = openers();
+if (%$found && !grep { !/ read-only / } values %$found) {
+  select(undef, undef, undef, 1);
+  my ($again) = openers();
+  $found = { map { $_ => $found->{$_} } grep { $again->{$_} } keys %$found };
+}
+my %said;
+print "$_\n" for grep { !$said{$_}++ } sort values %$found;
+print "unseen $unseen\n" if $unseen;
+if ($probe) { sysopen(my $x, "/dev/$top", O_RDONLY | O_EXCL) or print($!{EBUSY} ? "busy\n" : '') }
+exit 0;
+"""
 
 
-def device_use(node: Node, device: BlockDevice) -> DeviceUse:
-    result = node.run(["sh", "-c", _USE_SCRIPT, "sh", SYS_BLOCK, device.name], check=False)
+def device_use(node: Node, device: BlockDevice, ours: Sequence[int] = (), probe_exclusive: bool = True) -> DeviceUse:
+    """Everything that uses the device, as the node's kernel shows it.
+
+    `ours`: node pids of our own with the device open (the hold). Under the hold, probe_exclusive=False:
+    the hold's own exclusive open would make the probe fail; holding it is the proof instead.
+    """
+    if isinstance(node, LocalNode):
+        ours = [*ours, os.getpid()]  # the controller itself, when it runs on the node
+    argv = ["perl", "-e", _USE_SCRIPT, SYS_BLOCK, device.name, "1" if probe_exclusive else "0", *map(str, ours)]
+    result = node.run(argv, check=False)
     if result.returncode == 3:
         raise QualifyError(f"{node.name}: {device.path} disappeared ({SYS_BLOCK}/{device.name} is gone)")
-    lines = [line.split(maxsplit=2) for line in result.stdout.splitlines() if line.strip()]
-    numbers = {fields[2]: fields[1] for fields in lines if fields[0] == "dev" and len(fields) == 3}  # "7:3" -> loop3
-    partitions = [name for name in numbers.values() if name != device.name]
-    holders = [fields[1] + (f" (on {fields[2]})" if len(fields) > 2 else "") for fields in lines if fields[0] == "holder"]
-    mounted = [f"{numbers[fields[1]]} on {fields[2]}" for fields in lines
-               if fields[0] == "mount" and len(fields) == 3 and fields[1] in numbers]
-    mounted += [f"swap on {fields[2]}" for fields in lines
-                if fields[0] == "swap" and len(fields) == 3 and fields[1] in numbers.values()]
+    if result.returncode != 0:
+        raise QualifyError(f"{node.name}: cannot tell what uses {device.path}, so nothing is written to it (exit "
+                           f"status {result.returncode}: {result.stderr.strip()[-300:] or 'no error output'})")
+    lines = [line.split() for line in result.stdout.splitlines() if line.strip()]
+    under = {f[1]: (f[0], f[2]) for f in lines if f[0] in ("part", "holder", "loop") and len(f) >= 3}
+
+    def via(name: str) -> str:
+        """' (loop7p1 on loop7 on loop3)' for what is stacked on the device, '' for it and its partitions."""
+        path = [name]
+        while path[-1] in under and len(path) < 64:
+            path.append(under[path[-1]][1])
+        stacked = any(under[n][0] != "part" for n in path if n in under)
+        return f" ({' on '.join(path)})" if stacked else ""
+
+    def of(kind: str, width: int) -> list[list[str]]:
+        return [f for f in lines if f[0] == kind and len(f) == width]
+
     wipefs = node.run(["wipefs", "--no-act", "--json", device.path])
-    signatures = parse_wipefs_json(wipefs.stdout, f"{node.name}: wipefs --json {device.path}")
-    return DeviceUse(partitions=partitions, holders=holders, mounted=mounted,
-                     busy=["busy"] in lines, signatures=signatures)
+    return DeviceUse(
+        partitions=[f[1] for f in of("part", 3) if f[2] == device.name],
+        holders=[f[1] + (f" (on {f[2]})" if f[2] != device.name else "") for f in of("holder", 3)],
+        mounted=[f"{f[1]} on {f[2]}{via(f[1])}" for f in of("mount", 3)] + [f"swap on {f[2]}" for f in of("swap", 3)],
+        busy=["busy"] in lines,
+        signatures=parse_wipefs_json(wipefs.stdout, f"{node.name}: wipefs --json {device.path}"),
+        stacked=[f"{f[1]} on {f[2]}" + (f" at offset {f[3]}" if f[3] != "0" else "") for f in of("loop", 4)],
+        opened=[f"pid {f[2]} ({f[4]}, {f[3]}) on {f[1]}{via(f[1])}" for f in of("open", 5)],
+        unseen=sum(int(f[1]) for f in of("unseen", 2)),
+    )
 
 
 def refusals(drive: StorageDrive, use: DeviceUse, settings_key: str) -> list[Refusal]:
@@ -104,7 +210,17 @@ def refusals(drive: StorageDrive, use: DeviceUse, settings_key: str) -> list[Ref
         found.append(Refusal("holders", f"in use by {', '.join(use.holders)} (LVM, md RAID, dm-crypt, multipath, "
                                         "Ceph or bcache stacked on it)",
                              "stop what holds it (vgchange -an / mdadm --stop / cryptsetup close) and remove it"))
-    if use.busy and not use.mounted and not use.holders:
+    if use.stacked:
+        found.append(Refusal("stacked", f"loop devices are stacked on it: {', '.join(use.stacked)} (the kernel lists "
+                                        "them as no holder: a VM image, a test loop or an offset partition)",
+                             "detach them (losetup -d) once nothing uses them"))
+    if use.opened:
+        found.append(Refusal("open", f"open by {', '.join(use.opened)}",
+                             "stop those processes (fuser -v <device> lists them)"))
+    if use.unseen:
+        found.append(Refusal("unseen", f"the open files of {use.unseen} process(es) cannot be read, so a user of the "
+                                       "device could be missed", "run qualify on the node as root"))
+    if use.busy and not (use.mounted or use.holders or use.stacked or use.opened):
         found.append(Refusal("busy", "the kernel refuses an exclusive open (a ZFS pool, a mount in another "
                                      "namespace or a program has it open exclusively)",
                              "find and stop its user (zpool export, lsof, fuser -vm)"))

@@ -3,6 +3,10 @@
 fio runs with `--status-interval=1 --output-format=json`: one complete JSON document a second.
 Consecutive documents give the bandwidth and IOPS of each second (stored as they arrive), and the
 last document is kept whatever happens: fio killed mid-job still leaves its last report.
+
+Every job runs under the node's run lock, and a job that writes to a block device runs only on a
+drive the profile names and allows, with the device held for the whole job (qualify/storage/hold.py).
+fio runs under the tether: it stops within seconds of the controller, however the controller ends.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from qualify.errors import ParseError, QualifyError
 from qualify.node import Node
 from qualify.parsers.fio import FioJob, FioResult, parse_fio_json
+from qualify.storage.hold import drive_at, held_for_writing
 
 MIN_FIO = (3, 0)  # clat_ns and the JSON layout parsed here
 IO_URING_SINCE = (3, 13)
@@ -85,9 +91,30 @@ class FioOutcome:
         return None
 
 
+# fio's --rw modes that write (fio's own default, read, does not)
+_WRITING = frozenset({"write", "randwrite", "rw", "readwrite", "randrw", "trim", "randtrim", "trimwrite",
+                      "randtrimwrite"})
+
+
+def written_device(argv: list[str]) -> str | None:
+    """The block device a fio command line writes to, or None when it only reads (or writes no device)."""
+    options = dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
+    target = options.get("filename", "")
+    return target if options.get("rw", "read") in _WRITING and target.startswith("/dev/") else None
+
+
 def run_fio(node: Node, argv: list[str], runtime_s: float, on_progress: Callable[[Progress], None]) -> FioOutcome:
-    """Run one fio job on the node, calling on_progress for each second as it arrives."""
-    process = node.spawn(["sh", "-c", _REPORT_EXIT, "sh", *argv])
+    """Run one fio job on the node, calling on_progress for each second as it arrives.
+
+    A job that writes to a device holds it for its whole length (WriteRefused when the guard says no).
+    """
+    device = written_device(argv)
+    with node.exclusive("fio"), held_for_writing(node, *drive_at(node, device)) if device else nullcontext():
+        return _stream(node, argv, runtime_s, on_progress)
+
+
+def _stream(node: Node, argv: list[str], runtime_s: float, on_progress: Callable[[Progress], None]) -> FioOutcome:
+    process = node.spawn(["sh", "-c", _REPORT_EXIT, "sh", *argv], load=True)
     timed_out = threading.Event()
 
     def stop_hung_job() -> None:

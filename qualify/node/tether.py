@@ -1,0 +1,104 @@
+"""The tether: every command qualify starts on a node lives no longer than the controller.
+
+Each command runs under a small Perl watchdog on the node (Perl is Essential on Debian, Python is
+not). The watchdog starts the command in a process group of its own and then watches its own
+stdin, which is the controller's end of the channel: a pipe held by the controller (local node) or
+the ssh session (remote node). When the controller exits or is killed (SIGKILL included: the kernel
+closes its pipes), the ssh master dies, or the connection drops, that stdin reaches end-of-file and
+the watchdog ends the whole group: SIGTERM, SIGKILL after the grace. The same happens on a time
+limit (exit 124, as coreutils `timeout`) and on SIGTERM/SIGINT/SIGHUP to the watchdog. When the
+command ends by itself, what is left of its group (a worker it forked) is ended too.
+
+The command's stdin is /dev/null, its signals at their defaults (whatever the caller ignored); its stdout and stderr are the channel's, untouched. Its exit
+status comes back as a shell reports it (128 + signal number when a signal ended it); 127 with
+"<tool>: No such file or directory" when it cannot be started.
+"""
+
+from __future__ import annotations
+
+TETHER_TAG = "qualify-tether"
+EXIT_TIMEOUT = 124
+EXIT_STOPPED = 143  # stopped by the tether (end of the channel or a signal): as if by SIGTERM
+
+# Where the node's lock files live (qualify/node/lock.py), named after its network namespace: one
+# per machine, one per lab node. As root in /run, else in a private folder of ours.
+LOCK_FILES = r"""
+my ($net) = (readlink('/proc/self/ns/net') // '') =~ /(\d+)/;
+my $lockdir = -w '/run' ? '/run/qualify' : ($ENV{TMPDIR} || '/tmp') . "/qualify-lock-$<";
+mkdir($lockdir, 0700);
+my $lockbase = "$lockdir/node-" . ($net // 0);
+"""
+
+# $1 time limit in seconds (0: none), $2 grace between SIGTERM and SIGKILL, $3 1 for a load (it
+# holds the node's load lock shared while it lives: a new run waits for the end of the load of the
+# run before it, see lock.py), then the command.
+# Perl's time() counts whole seconds: the limit is never early, up to a second late. Orphans of the
+# group count only while they are not zombies (a slow init may take its time to reap them).
+# select() with a fallback timeout: SIGCHLD interrupts it (no SA_RESTART under Perl's safe
+# signals); the timeout only covers a SIGCHLD that lands just before select is entered.
+_SOURCE = r"""
+use strict; use POSIX (); use Fcntl qw(:flock O_RDWR O_CREAT);
+my ($limit, $grace, $load, @cmd) = @ARGV;
+my $loadlock;
+if ($load) {
+LOCKS
+  -o $lockdir and sysopen($loadlock, "$lockbase.load", O_RDWR | O_CREAT, 0600) and flock($loadlock, LOCK_SH);
+}
+my $pid = fork;
+defined $pid or do { print STDERR "TAG: fork: $!\n"; exit 126 };
+if (!$pid) {
+  setpgrp(0, 0);
+  $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP PIPE);
+  open(STDIN, '<', '/dev/null');
+  exec { $cmd[0] } @cmd;
+  print STDERR "$cmd[0]: $!\n";
+  POSIX::_exit(127);
+}
+setpgrp($pid, $pid);
+my ($why, $status) = ('', undef);
+$SIG{CHLD} = sub {};
+$SIG{$_} = sub { $why ||= 'signal' } for qw(TERM INT HUP);
+$SIG{PIPE} = 'IGNORE';
+my $until = $limit > 0 ? time() + POSIX::ceil($limit) + 1 : 0;
+while (1) {
+  if (waitpid($pid, POSIX::WNOHANG()) == $pid) { $status = $?; last }
+  last if $why;
+  if ($until && time() >= $until) { $why = 'timeout'; last }
+  my $in = ''; vec($in, 0, 1) = 1;
+  if (select(my $ready = $in, undef, undef, 0.25) > 0) {
+    my $got = sysread(STDIN, my $buffer, 4096);
+    $why = 'channel' if !$got;
+  }
+}
+sub group_alive {
+  kill(0, -$pid) or return 0;
+  for my $stat (glob '/proc/[0-9]*/stat') {
+    open(my $f, '<', $stat) or next;
+    my $line = <$f> // next;
+    my ($state, undef, $group) = split ' ', substr($line, rindex($line, ')') + 2);
+    return 1 if defined $group && $group == $pid && $state ne 'Z';
+  }
+  return 0;
+}
+sub stop_group {
+  kill('TERM', -$pid);
+  my $end = time() + $grace;
+  while (group_alive() && time() <= $end) {
+    $status //= $? if waitpid($pid, POSIX::WNOHANG()) == $pid;
+    select(undef, undef, undef, 0.05);
+  }
+  kill('KILL', -$pid);
+  $status //= $? if waitpid($pid, 0) == $pid;
+}
+if (defined $status) { stop_group() if group_alive() } else { stop_group() }
+print STDERR "TAG: timed out after $limit s\n" if $why eq 'timeout';
+exit 124 if $why eq 'timeout';
+exit 143 if $why && !defined $status;
+exit(($status & 127) ? 128 + ($status & 127) : $status >> 8);
+""".replace("TAG", TETHER_TAG).replace("LOCKS", LOCK_FILES.strip())
+SOURCE = " ".join(line.strip() for line in _SOURCE.strip().splitlines())  # one line: shorter on the wire
+
+
+def tethered(argv: list[str], time_limit_s: float = 0, grace_s: float = 5, load: bool = False) -> list[str]:
+    """argv run under the tether on the node: ended with the channel, or after time_limit_s (0: never)."""
+    return ["perl", "-e", SOURCE, f"{time_limit_s:g}", f"{grace_s:g}", "1" if load else "0", *argv]
