@@ -10,6 +10,7 @@ finish  — `run_finished`; the verdict judged in memory from the records and wr
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from qualify import __version__
 from qualify.cluster.history import shifts
 from qualify.cluster.view import node_verdicts
+from qualify.discovery import complete_profile
 from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.inventory import collect_inventory
@@ -40,6 +42,8 @@ class Run:
     interrupted: str | None = None
     watcher: Watcher | None = None
     verdict: dict[str, Any] = field(default_factory=dict)
+    _live: LiveReport | None = None
+    peers: tuple[str, ...] = ()  # the other nodes of a mesh run (and --peers): where discovered links go
 
     @property
     def profile(self) -> Profile:
@@ -51,14 +55,14 @@ class Run:
 
     @classmethod
     def start(cls, node: str, profile_path: str | None, duration: str | None, labels: list[str],
-              reports: str | None, overlays: Sequence[str] = ()) -> Run:
+              reports: str | None, overlays: Sequence[str] = (), peers: Sequence[str] = ()) -> Run:
         loaded = resolve_profile(node, profile_path, announce=True, extra=[Path(p) for p in overlays])
         if duration:
             seconds = duration_option(duration)
             loaded = loaded.model_copy(update={"profile": loaded.profile.model_copy(update={"duration": seconds})})
         all_labels = {**loaded.profile.labels, **parse_labels(labels)}
         base = Path(reports) if reports else reports_dir()
-        return cls(loaded, RunStore.create(node, base), all_labels)
+        return cls(loaded, RunStore.create(node, base), all_labels, peers=tuple(p for p in peers if p))
 
     def begin(self, argv: list[str]) -> None:
         self.store.append(
@@ -74,8 +78,25 @@ class Run:
             self.store.append("event", severity="error", source="node", message=str(exc))
             print(f"error: {exc}", file=sys.stderr)
             return
+        self._discover()
         self.store.append("inventory", inventory=collect_inventory(self.node))
         self.watcher = start_watch(self.node, self.profile.watch, self.store)  # freezes, reboots, kernel log
+        self._live = LiveReport(self.store.run_dir, self.profile.report.refresh)
+
+    def _discover(self) -> None:
+        """Drives and links the profile does not name, found on the node (qualify/discovery); checks see the result."""
+        assert self.node is not None
+        try:
+            completion = complete_profile(self.node, self.profile, self.peers)
+        except QualifyError as exc:  # the checks still run on what the profile names
+            self.store.append("event", severity="warning", source="discovery", message=str(exc))
+            return
+        self.loaded = self.loaded.model_copy(update={"profile": completion.profile})
+        self.store.append("discovery", notes=completion.notes, drives=[
+            d.model_dump(mode="json", exclude_defaults=True) for d in completion.profile.checks.storage.drives],
+            links=[link.model_dump(mode="json") for link in completion.profile.checks.network.links])
+        for note in completion.notes:
+            print(f"{self.name}: {note}", file=sys.stderr)
 
     def event(self, severity: str, source: str, message: str) -> None:
         self.store.append("event", severity=severity, source=source, message=message)
@@ -108,6 +129,8 @@ class Run:
         except (OSError, ValueError, TypeError, KeyError) as exc:  # history is an extra: never costs the run
             self.store.append("event", severity="warning", source="history",
                               message=f"history not compared: {type(exc).__name__}: {exc}")
+        if self._live:
+            self._live.stop()
         self.store.append("run_finished", interrupted=self.interrupted, pytest_exit=int(pytest_exit))
         if self.watcher:
             self.watcher.stop()
@@ -136,6 +159,29 @@ class Run:
             self.store.append("event", severity="error" if fails else "warning", source="history",
                               change="regression" if shift.worse else "shift", message=shift.sentence,
                               fails_run=fails)
+
+
+class LiveReport:
+    """Re-renders report.html every `refresh` seconds while the run goes on ("running — last record ...")."""
+
+    def __init__(self, run_dir: Path, refresh: float):
+        self._run_dir, self._refresh = run_dir, refresh
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="live-report", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        from qualify.report import render_run
+
+        while not self._stop.wait(self._refresh):
+            try:
+                render_run(self._run_dir, index=False)
+            except Exception as exc:  # noqa: BLE001 — a live page is a convenience, never the run's outcome
+                print(f"qualify: warning: live report not rendered: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
 def _render(run_dir: Path) -> str:

@@ -1,36 +1,28 @@
-"""Entry points: report.html of a run (through pytest-html, see replay.py) and reports/index.html."""
+"""Entry points: report.html of a run (page.py) and reports/index.html."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from qualify.errors import QualifyError
 from qualify.names import check_node_name
 from qualify.report.templates import render_template
 from qualify.store import REPORTS_MARK, is_reports_root, is_run_dir, list_runs, read_records, reports_dir
 from qualify.verdict import build_verdict, write_verdict
 
-REPLAY_TIMEOUT_S = 600
-
 
 def render_run(run_dir: Path, index: bool = True) -> Path:
     """Write <run_dir>/report.html (and verdict.json, and the index); return the report's path."""
+    from qualify.report.page import render_report_html
+
     run_dir = run_dir.resolve()
-    judge_run(run_dir)  # raises UsageError for a directory that is not a run
+    verdict = judge_run(run_dir)  # raises UsageError for a directory that is not a run
     report = run_dir / "report.html"
-    # A pytest session of its own (a child process): pytest-html renders one session per process.
-    argv = [sys.executable, "-m", "pytest", "-c", str(Path(__file__).with_name("replay.ini")),
-            "--rootdir", str(run_dir), "--replay-run", str(run_dir),
-            "--html", str(report), "--self-contained-html", "-q", "--no-header", "-p", "no:cacheprovider"]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, env=env, cwd=run_dir)
-    if not report.is_file():
-        raise QualifyError(f"rendering {report} failed: {(proc.stdout + proc.stderr).strip()[-2000:]}")
+    tmp = report.with_suffix(".html.tmp")
+    tmp.write_text(render_report_html(run_dir, verdict))
+    tmp.replace(report)  # a reader (the owner refreshing a live report) never sees half a page
     if index:
         _render_index_of(run_dir)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -16,6 +17,8 @@ def _is_mapping(value: Any) -> bool:
 
 
 _env.tests["mapping"] = _is_mapping
+# Every page has the same look: the stylesheet is inlined (a report is one file that opens offline).
+_env.globals["css"] = files("qualify.report").joinpath("static", "qualify.css").read_text()
 
 
 def render_template(name: str, **context: Any) -> str:
