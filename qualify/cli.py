@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -63,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--output", type=Path, help="HTML file to write (default reports/compare-<time>.html)")
     compare.set_defaults(func=_compare)
 
+    cluster = verbs.add_parser("cluster", help="siblings compared, each against its history (make cluster)")
+    cluster.add_argument("nodes", nargs="+", metavar="NODE", help="the nodes to compare (their newest runs)")
+    cluster.add_argument("--run", action="store_true", help="qualify the nodes first (in parallel)")
+    cluster.add_argument("--golden", help="compare against this node instead of the siblings' median")
+    cluster.add_argument("--tolerance", type=float, default=0.10,
+                         help="allowed deviation from the reference, as a share (default 0.10)")
+    cluster.add_argument("--reports-dir", help="where runs are (default ./reports)")
+    cluster.set_defaults(func=_cluster)
+
     export = verbs.add_parser("export", help="write a run's results for other tools (Prometheus textfile)")
     export.add_argument("format", choices=["prometheus"])
     export.add_argument("run_dir", type=Path, help="reports/<node>/<run-id> (or reports/<node> for the newest)")
@@ -78,9 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--profile")
     prepare.set_defaults(func=_prepare)
 
-    profile = verbs.add_parser("profile", help="validate a node's profile and print it merged")
-    profile.add_argument("node")
-    profile.add_argument("--profile")
+    profile = verbs.add_parser("profile", help="print a node's profile merged; `profile init NODE` writes one "
+                                               "from the live node (make profile)")
+    profile.add_argument("words", nargs="+", metavar="[init] NODE")
+    profile.add_argument("--profile", help="profile file instead of profiles/<node>.yaml")
+    profile.add_argument("--peers", help="init: the nodes at the far ends of its links, a,b (asked for their addresses)")
+    profile.add_argument("--output", type=Path, help="init: file to write (default profiles/<node>.yaml)")
+    profile.add_argument("--force", action="store_true", help="init: overwrite an existing file")
+    profile.add_argument("--diff", action="store_true", help="init: show the difference to the existing file, write nothing")
     profile.set_defaults(func=_profile)
     return parser
 
@@ -91,12 +106,22 @@ def _add_run_options(verb: argparse.ArgumentParser, duration_help: str) -> None:
     verb.add_argument("--duration", help=duration_help)
     verb.add_argument("--label", action="append", default=[], help="key=value[,key=value] recorded with the run")
     verb.add_argument("--reports-dir", help="where runs go (default ./reports)")
+    verb.add_argument("--peers", help="nodes at the far ends of the links, a,b: with no links in the profile, the "
+                                      "links to them are found at run start (several NODEs are each other's peers)")
+    verb.add_argument("--inventory", type=Path,
+                      help="Ansible inventory (YAML or INI): NODE is then a host pattern (group, glob, a:&b, !c)")
+    verb.add_argument("--parallel", type=int, default=0, help="at most this many nodes at once (default: all)")
+    verb.add_argument("--overlay", action="append", default=[], help=argparse.SUPPRESS)  # from --inventory
 
 
 def _run(args: argparse.Namespace) -> int:
     from qualify.options import duration_option, parse_labels
     from qualify.overlays import resolve_profile
 
+    if args.inventory:
+        args.nodes = _from_inventory(args)
+    if args.parallel < 0:
+        raise UsageError(f"--parallel {args.parallel}: expected a number of nodes (0: all at once)")
     nodes = _node_names(args.nodes)
     if not nodes:
         raise UsageError("no node given: make qualify NODE=<name> (or NODE=\"pve1 pve2\")")
@@ -106,10 +131,32 @@ def _run(args: argparse.Namespace) -> int:
         _check_selection(args.checks)
     parse_labels(args.label)
     for node in nodes:  # every profile valid before anything starts
-        resolve_profile(node, args.profile)
+        overlay = getattr(args, "inventory_overlays", {}).get(node)
+        resolve_profile(node, args.profile, extra=[Path(overlay)] if overlay else [])
     if len(nodes) == 1:
         return _run_one(nodes[0], args)
     return _run_parallel(nodes, args)
+
+
+def _from_inventory(args: argparse.Namespace) -> list[str]:
+    """The hosts of an inventory pattern; their connection vars as overlays the child runs read."""
+    from qualify.cluster.ansible import hosts_with_overlays
+    from qualify.store import reports_dir
+
+    base = Path(args.reports_dir).resolve() if args.reports_dir else reports_dir()
+    folder = base / ".inventory"
+    folder.mkdir(parents=True, exist_ok=True)
+    hosts = []
+    for pattern in args.nodes:
+        for host, overlay in hosts_with_overlays(args.inventory, pattern):
+            host = check_node_name(host)
+            path = folder / f"{host}.yaml"
+            path.write_text(yaml.safe_dump(overlay, sort_keys=False))
+            hosts.append(host)
+    if len(hosts) == 1:
+        args.overlay = [str(folder / f"{hosts[0]}.yaml")]
+    args.inventory_overlays = {h: str(folder / f"{h}.yaml") for h in hosts}
+    return list(dict.fromkeys(hosts))
 
 
 def _node_names(items: list[str]) -> list[str]:
@@ -136,12 +183,15 @@ def _shared_options(args: argparse.Namespace) -> list[str]:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     for label in args.label:
         argv += ["--label", label]
+    for overlay in getattr(args, "overlay", []):
+        argv += ["--overlay", overlay]
     return argv
 
 
 def _pytest_args(node: str, args: argparse.Namespace) -> list[str]:
     argv = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
             "--node", node, *_shared_options(args)]
+    argv += ["--peers", args.peers] if getattr(args, "peers", None) else []
     return argv + (["-k", args.checks] if args.checks else [])
 
 
@@ -154,12 +204,24 @@ def _run_one(node: str, args: argparse.Namespace) -> int:
 
 def _run_parallel(nodes: list[str], args: argparse.Namespace) -> int:
     """One process per node: each has its own connection, run directory and pytest session."""
-    children = []
+    limit = args.parallel or len(nodes)
+    running: list[tuple[str, subprocess.Popen]] = []
+    codes: dict[str, int] = {}
     for node in nodes:
+        while len(running) >= limit:  # --parallel N: start the next node when one ends
+            time.sleep(0.2)
+            for entry in [e for e in running if e[1].poll() is not None]:
+                running.remove(entry)
+                codes[entry[0]] = entry[1].returncode
         argv = [sys.executable, "-m", "qualify", "run", node, *_shared_options(args)]
         argv += ["--checks", args.checks] if args.checks else []
-        children.append((node, subprocess.Popen(argv)))
-    codes = {node: child.wait() for node, child in children}
+        peers = [n for n in nodes if n != node] + (args.peers.split(",") if getattr(args, "peers", None) else [])
+        argv += ["--peers", ",".join(dict.fromkeys(peers))]  # a mesh run: each node's links go to the others
+        overlay = getattr(args, "inventory_overlays", {}).get(node)
+        argv += ["--overlay", overlay] if overlay else []
+        running.append((node, subprocess.Popen(argv)))
+    codes.update({node: child.wait() for node, child in running})
+    codes = {node: codes[node] for node in nodes}
     for node, code in codes.items():
         print(f"{node}: exit {code} ({ {0: 'pass', 1: 'fail'}.get(code, 'incomplete or error') })", file=sys.stderr)
     return max(codes.values())
@@ -223,6 +285,23 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from qualify.cluster.view import ClusterOptions, write_cluster
+    from qualify.store import reports_dir
+
+    nodes = [n for item in args.nodes for n in item.split()]
+    if not 0 < args.tolerance < 10:
+        raise UsageError(f"--tolerance {args.tolerance}: expected a share like 0.1 (10 %)")
+    if args.run:
+        argv = [sys.executable, "-m", "qualify", "run", *nodes]
+        argv += ["--reports-dir", args.reports_dir] if args.reports_dir else []
+        subprocess.run(argv, check=False)  # a failing node is still compared
+    base = Path(args.reports_dir).resolve() if args.reports_dir else reports_dir()
+    json_path, html_path = write_cluster(base, nodes, ClusterOptions(args.tolerance, args.golden))
+    print(f"{html_path}\n{json_path}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from qualify.export import export_prometheus
     from qualify.report.render import find_run_dir
@@ -270,9 +349,24 @@ def _prepare(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from qualify.overlays import resolve_profile
 
+    if args.words[0] == "init" and len(args.words) == 2:
+        return _profile_init(args.words[1], args)
+    if len(args.words) != 1 or args.peers or args.output or args.force or args.diff:
+        raise UsageError("usage: qualify profile NODE [--profile F] | qualify profile init NODE [--peers a,b] "
+                         "[--output F] [--force] [--diff]")
+    args.node = check_node_name(args.words[0])
     loaded = resolve_profile(args.node, args.profile)
     print(f"# {args.node}: " + " <- ".join(reversed(loaded.sources)))
     print(yaml.safe_dump(loaded.profile.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def _profile_init(node: str, args: argparse.Namespace) -> int:
+    from qualify.discovery.init import init_profile
+
+    peers = [check_node_name(p.strip()) for p in (args.peers or "").split(",") if p.strip()]
+    print(init_profile(check_node_name(node), peers, args.output, profile=args.profile, force=args.force,
+                       diff=args.diff), end="")
     return 0
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
+import subprocess
 import types
 import typing
 from pathlib import Path
@@ -65,6 +67,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf/.nan are never a limit
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from None
+    return value
+
+
 def _absolute(value: str | None) -> str | None:
     if value is not None and not value.startswith("/"):
         raise ValueError(f"expected an absolute path, got {value!r}")
@@ -115,6 +125,8 @@ class NetworkLink(_Strict):
 
 class NetworkSettings(_Strict):
     links: list[NetworkLink] = []
+    expected_rate: BitsPerSecond | None = Field(None, description="rate of every link whose entry names none "
+                                                                  "(default: the link's negotiated speed)")
     streams: int = Field(4, ge=1, le=128, description="iperf3 -P")
     duration: Seconds = Field(10.0, gt=0, description="iperf3 -t, per direction")
     directions: list[Literal["forward", "reverse", "bidir"]] = Field(["forward", "reverse", "bidir"], min_length=1)
@@ -190,9 +202,6 @@ class StorageDrive(_Strict):
     spec: DriveSpec = DriveSpec()
     seller_power_on_hours: int | None = Field(None, ge=0, description="what the seller claimed")
     rated_endurance_tbw: float | None = Field(None, gt=0, description="rated TB written (spec sheet)")
-    smart_json: str | None = Field(None, description="a smartctl -j file used instead of reading the drive (lab)")
-
-    _abs = field_validator("smart_json")(_absolute)
 
     @model_validator(mode="after")
     def _one_identity(self) -> "StorageDrive":
@@ -240,14 +249,45 @@ class StorageSettings(_Strict):
         return drives
 
 
+class KnownDriveIssue(_Strict):
+    """A published defect of a drive model/firmware (as in qualify/data/known_drive_issues.yaml)."""
+
+    id: str = Field(min_length=1, description="short name of the issue")
+    model: str = Field(min_length=1, description="regular expression searched in the drive's model")
+    firmware: str = Field(".", description="regular expression searched in the drive's firmware revision")
+    cliff_hours: int | None = Field(None, gt=0, description="power-on hours at which the defect strikes")
+    cliff_margin: float = Field(0.1, ge=0, lt=1, description="share below the cliff that already rejects the drive")
+    summary: str = Field(min_length=1, description="what goes wrong")
+    advice: str = Field(min_length=1, description="what to do, as the source says")
+    source: str = Field(min_length=1, description="the public source (bulletin, release notes, URL)")
+
+    _patterns = field_validator("model", "firmware")(_regex)
+
+
 class SsdHealthSettings(_Strict):
     max_percentage_used: float = Field(80.0, ge=0, description="NVMe percentage used / ATA wear-out")
     max_power_on_hours: int | None = Field(None, ge=0)
     seller_hours_tolerance: float = Field(0.1, ge=0, description="share above the seller's claim still accepted")
-    max_media_errors: int = Field(0, ge=0)
+    max_media_errors: int = Field(0, ge=0, description="NVMe media errors, ATA 187, SAS uncorrected errors")
+    max_reallocated_sectors: int = Field(0, ge=0, description="ATA 5 Reallocated_Sector_Ct")
+    max_pending_sectors: int = Field(0, ge=0, description="ATA 197 Current_Pending_Sector, SAS pending defects")
+    max_offline_uncorrectable: int = Field(0, ge=0, description="ATA 198 Offline_Uncorrectable")
+    max_grown_defects: int = Field(0, ge=0, description="SAS elements in the grown defect list")
+    max_failed_self_tests: int = Field(0, ge=0, description="failed entries anywhere in the drive's self-test log")
     max_unsafe_shutdowns: int | None = Field(None, ge=0)
     max_temperature_c: float = Field(70.0, gt=0)
     max_endurance_used: float = Field(0.8, gt=0, description="share of the rated TB written already used")
+    known_issues: list[KnownDriveIssue] = Field([], description="published drive defects besides qualify's own list")
+
+
+class SelftestSettings(_Strict):
+    """The drives' own self-tests, started by qualify (read-only: a self-test does not write user data)."""
+
+    extended: bool = Field(True, description="also run the extended test when the time it needs fits the budget")
+    budget: Seconds | None = Field(None, gt=0, description="time for the tests of one drive (default: duration)")
+    poll_interval: Seconds = Field(10.0, gt=0, description="time between progress reads")
+    slack: float = Field(1.5, ge=1, description="a test may take this many times the drive's own estimate")
+    short_minutes: float = Field(2.0, gt=0, description="short-test time assumed when the drive states none")
 
 
 class MemorySettings(_Strict):
@@ -321,6 +361,7 @@ class Checks(_Strict):
     nic_health: NicHealthSettings = NicHealthSettings()
     storage: StorageSettings = StorageSettings()
     ssd_health: SsdHealthSettings = SsdHealthSettings()
+    selftest: SelftestSettings = SelftestSettings()
     memory: MemorySettings = MemorySettings()
     idle_power: IdlePowerSettings = IdlePowerSettings()
     pcie: PcieSettings = PcieSettings()
@@ -334,6 +375,11 @@ class KernelLogSettings(_Strict):
     follow: bool = Field(True, description="follow the node's kernel log during the run")
     fail_on: list[Severity] = Field(["error", "critical"], description="event severities that fail the run")
     max_events_per_kind: int = Field(100, ge=1, description="further events of a kind are only counted")
+    corrected_memory_errors: int = Field(
+        0, ge=0, description="corrected memory errors (APEI/GHES corrected, EDAC CE) tolerated during a run; more "
+                             "fail it (those logged before the run are reported, not judged)")
+    fold_window: Seconds = Field(2.0, gt=0, description="lines of one fault (same kind and device) closer than this "
+                                                         "are one event with a count")
 
 
 class WatchSettings(_Strict):
@@ -359,18 +405,61 @@ class ExportSettings(_Strict):
     _abs = field_validator("prometheus_textfile")(_absolute)
 
 
+class ReportSettings(_Strict):
+    refresh: Seconds = Field(60.0, ge=5, le=86400, description="report.html is re-rendered this often while a run "
+                             "goes on, so a long soak can be opened at any time")
+
+
+class HistorySettings(_Strict):
+    """Each run against the node's own earlier runs of the same profile and checks (qualify/cluster/history.py)."""
+
+    fail_on_regression: bool = Field(False, description="a measurement worse than its noise band fails the run")
+    min_runs: int = Field(3, ge=2, le=1000, description="earlier runs needed before the band is known")
+    last_runs: int = Field(10, ge=2, le=1000, description="the newest earlier runs the band comes from")
+    sigmas: float = Field(3.0, gt=0, le=100, description="band half-width in standard deviations of those runs")
+    min_band: float = Field(0.05, ge=0, le=1, description="the band is never narrower than this share of the mean")
+
+
+class ClusterSettings(_Strict):
+    tolerance: float = Field(0.10, gt=0, lt=10, description="siblings may differ from the median by this share "
+                             "(Intel's cluster guidance keeps nodes within 10 %)")
+
+
+CHECK_NAMES = tuple(sorted(p.stem for p in Path(__file__).with_name("checks").glob("[!_]*.py")))
+# What a node with no profile of its own must qualify before it passes (see load_profile).
+DEFAULT_REQUIRE = ("microcode", "thermal", "memory", "storage", "ssd_health", "network", "nic_health", "idle_power")
+
+
 class Profile(_Strict):
     host: str = Field(description="localhost/local, or an SSH destination (~/.ssh/config aliases work)")
     description: str = ""
     labels: dict[str, str] = {}
     duration: Seconds | None = Field(None, gt=0, description="overrides the length of long checks")
+    require: list[str] | Literal["all"] = Field(
+        [], description="checks that must run: one of them skipped ends the run incomplete (exit 2); `all`: every "
+                        "check that ran")
+    peers: list[str] = Field([], description="nodes at the far end of this node's links; with no checks.network.links "
+                                             "the links to them are found at run start by asking them their addresses")
     command_timeout: Seconds = Field(120.0, gt=0)
+    lock_wait: Seconds = Field(60.0, gt=0, description="how long a run waits for another run of the node to finish "
+                                                       "its writes or load before it refuses (qualify/node/lock.py)")
     ssh: SshSettings = SshSettings()
     paths: Paths = Paths()
     checks: Checks = Checks()
     telemetry: TelemetrySettings = TelemetrySettings()
     watch: WatchSettings = WatchSettings()
     export: ExportSettings = ExportSettings()
+    history: HistorySettings = HistorySettings()
+    report: ReportSettings = ReportSettings()
+    cluster: ClusterSettings = ClusterSettings()
+
+    @field_validator("require")
+    @classmethod
+    def _known_checks(cls, value: list[str] | str) -> list[str] | str:
+        unknown = [] if value == "all" else [name for name in value if name not in CHECK_NAMES]
+        if unknown:  # a typo would otherwise require nothing
+            raise ValueError(f"unknown check {', '.join(unknown)} (the checks are: {', '.join(CHECK_NAMES)}, or all)")
+        return value
 
     @field_validator("host")
     @classmethod
@@ -417,10 +506,15 @@ def load_profile(node: str, path: Path | None = None, overlays: list[Path] = (),
         path = directory / f"{node}.yaml"
         if not path.is_file() and overlays:  # a plug-in's node (the lab's) with no profile of its own
             path = overlays.pop(0)
+        elif not path.is_file() and _is_destination(node):
+            # No profile at all: the name is where to connect, and the core checks must run (see DEFAULT_REQUIRE).
+            bare = Profile(host=node, require=list(DEFAULT_REQUIRE))
+            return LoadedProfile(node=node, profile=bare, sources=(f"(no profile: {node} as an ssh destination)",))
         elif not path.is_file():
             known = ", ".join(known_nodes(directory)) or "none"
             raise ProfileError(f"no profile for node '{node}': {path} does not exist "
-                               f"(known nodes: {known}; or give one with PROFILE=<file>)")
+                               f"(known nodes: {known}; or give one with PROFILE=<file>, or use an ssh alias, "
+                               f"a resolvable host name or localhost)")
     merged: dict[str, Any] = {}
     origin: dict[tuple[str, ...], str] = {}
     sources: list[str] = []
@@ -434,6 +528,24 @@ def load_profile(node: str, path: Path | None = None, overlays: list[Path] = (),
     except ValidationError as exc:
         raise ProfileError(_explain(exc, origin, str(path))) from None
     return LoadedProfile(node=node, profile=profile, sources=tuple(sources))
+
+
+def _is_destination(node: str) -> bool:
+    """localhost, an ssh alias with a HostName (`ssh -G`), or a name that resolves: a node without a profile."""
+    if node in ("localhost", "local"):
+        return True
+    try:
+        shown = subprocess.run(["ssh", "-G", "--", node], check=False, capture_output=True, text=True,
+                               timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        shown = ""
+    if any(line.split()[1:2] not in ([], [node]) for line in shown.splitlines() if line.startswith("hostname ")):
+        return True
+    try:
+        socket.getaddrinfo(node, 22)
+    except (OSError, UnicodeError):
+        return False
+    return True
 
 
 MAX_PROFILE_FILES = 32  # a file and its bases; more is a mistake (or extends: fanning out exponentially)
