@@ -9,8 +9,17 @@ import pytest
 from corpus import corpus_path
 
 from qualify.errors import ParseError
-from qualify.parsers.nvme import (LbaFormat, NvmeController, NvmeListEntry, NvmeSmartLog, parse_nvme_id_ctrl,
-                                  parse_nvme_id_ns, parse_nvme_list, parse_nvme_self_test_log, parse_nvme_smart_log)
+from qualify.parsers.nvme import (
+    LbaFormat,
+    NvmeController,
+    NvmeListEntry,
+    NvmeSmartLog,
+    parse_nvme_id_ctrl,
+    parse_nvme_id_ns,
+    parse_nvme_list,
+    parse_nvme_self_test_log,
+    parse_nvme_smart_log,
+)
 
 EXPECTED = {
     "id-ctrl-samsung-pm983-mz1lb960-nvmecli1x.json": NvmeController(

@@ -9,8 +9,13 @@ import pytest
 from corpus import corpus_path
 
 from qualify.errors import ParseError
-from qualify.parsers.smartctl import (NVME_DATA_UNIT_BYTES, SelfTest, parse_smartctl_json, parse_smartctl_text,
-                                      read_number)
+from qualify.parsers.smartctl import (
+    NVME_DATA_UNIT_BYTES,
+    SelfTest,
+    parse_smartctl_json,
+    parse_smartctl_text,
+    read_number,
+)
 
 # name -> the fields a check decides on
 EXPECTED = {

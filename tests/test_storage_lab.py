@@ -9,7 +9,7 @@ import pytest
 
 from test_e2e_lab import lab_workspace  # noqa: F401  (the lab with the repo's profiles)
 from qualify.lab.lab import lab_status
-from qualify.storage.lab_drive import WORN_NODE, lab_drive_serial
+from qualify.lab.drive import WORN_NODE, lab_drive_serial
 
 pytestmark = pytest.mark.destructive
 
@@ -36,7 +36,7 @@ def test_lab_drive_passes_the_matrix_and_is_accepted(lab_workspace, lab):
     assert measured["device"] == lab_status(lab).nodes["lab-pve2"].loop_device
     assert {"seq_read", "seq_write", "rand_read", "rand_write", "mixed", "sync_write"} <= set(measured)
     assert measured["sync_write"]["fit_for_ceph"] is True
-    assert checks["ssd_health"]["metrics"]["drives"][serial]["verdict"] == "accept"
+    assert checks["ssd_health"]["metrics"]["verdicts"][serial] == "accept"
     assert checks["storage_falloff"]["metrics"]["drives"][serial]["seconds"] >= 3
     report = (run_dir / "report.html").read_text()
     assert f"Drive {serial}: fio jobs over time" in report and f"Drive {serial}: sustained write" in report
@@ -49,5 +49,5 @@ def test_worn_lab_drive_is_rejected(lab_workspace, lab):
     _, verdict = verdict_of(lab_workspace, WORN_NODE)
     check = checks_by_name(verdict)["ssd_health"]
     serial = lab_drive_serial(lab_status(lab).nodes[WORN_NODE].backing_file)
-    assert check["outcome"] == "failed" and check["metrics"]["drives"][serial]["verdict"] == "reject"
-    assert f"{serial}: media and data-integrity errors: 14, above the limit of 0" in check["reasons"]
+    assert check["outcome"] == "failed" and check["metrics"]["verdicts"][serial].startswith("reject: ")
+    assert f"{serial}: media and data-integrity errors 14 (limit ≤ 0)" in check["reasons"]

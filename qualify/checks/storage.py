@@ -59,7 +59,7 @@ def _drive_matrix(node: Node, settings: StorageSettings, index: int, drive: Stor
     findings.note(f"{label}: {device.path}" + (f" ({device.model})" if device.model else ""))
     jobs = [matrix_job(name, settings) for name in settings.jobs]
     may_write = _may_write(node, drive, key, any(job.writes for job in jobs), findings)
-    before = read_health(node, drive, device) if may_write else None
+    before = read_health(node, device) if may_write else None
     measured: dict[str, dict] = {"device": device.path}
     writes_refused = not may_write
     for job in jobs:
@@ -79,7 +79,7 @@ def _drive_matrix(node: Node, settings: StorageSettings, index: int, drive: Stor
         if job.whole_device:
             measured[job.name].update(_slowest_second(job, seconds, label, findings))
     if may_write:
-        _health_during_writes(before, read_health(node, drive, device), label, findings)
+        _health_during_writes(before, read_health(node, device), label, findings)
     return measured
 
 

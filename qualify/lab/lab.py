@@ -29,7 +29,7 @@ from qualify.lab._cmd import require_root, require_tools
 from qualify.lab.overlay import overlay_content, write_overlay
 from qualify.lab.tree import NodeSpec, build_node_tree
 from qualify.lab.thermal_model import start_model, stop_model
-from qualify.storage.lab_drive import prepare_lab_drive
+from qualify.lab.drive import bin_dir, prepare_lab_drive
 
 DEFAULT_LAB_DIR = "/run/qualify-lab"
 MARKER = ".qualify-lab"  # lab_down deletes a lab_dir only when this marker says it is ours
@@ -380,7 +380,8 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
 
         host_key = nd / "ssh_host_ed25519_key"
         host_keys.append((cfg.mgmt_ip(node), sshd.gen_key(host_key, f"qualify-lab-{node}")))
-        cfg.sshd_config(node).write_text(sshd.sshd_config_text(cfg.mgmt_ip(node), host_key, cfg.pidfile(node), authorized))
+        cfg.sshd_config(node).write_text(sshd.sshd_config_text(cfg.mgmt_ip(node), host_key, cfg.pidfile(node), authorized,
+                                                               tools=bin_dir(nd)))
 
         cg: Path | None = None
         if found is not None:

@@ -24,7 +24,12 @@ def gen_key(path: Path, comment: str) -> str:
     return path.with_name(path.name + ".pub").read_text().strip()
 
 
-def sshd_config_text(listen: str, host_key: Path, pidfile: Path, authorized_keys: Path) -> str:
+STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def sshd_config_text(listen: str, host_key: Path, pidfile: Path, authorized_keys: Path,
+                     tools: Path | None = None) -> str:
+    """`tools`: a directory put first on the PATH of every session (the lab's stand-in smartctl/nvme)."""
     return "\n".join([
         "# qualify lab node sshd; generated, rewritten on every lab-up",
         f"ListenAddress {listen}",
@@ -40,6 +45,7 @@ def sshd_config_text(listen: str, host_key: Path, pidfile: Path, authorized_keys
         "StrictModes no",  # the lab dir's permissions are not ~/.ssh's
         "X11Forwarding no",
         # No AcceptEnv line: the node accepts no environment from the client.
+        *([f"SetEnv PATH={tools}:{STD_PATH}"] if tools else []),
         "PrintMotd no",
         "UseDNS no",
         # The controller multiplexes many sessions over one connection and runs nodes in parallel.

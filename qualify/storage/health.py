@@ -5,38 +5,44 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from qualify.errors import ParseError, QualifyError
+from qualify.errors import ParseError
 from qualify.node import Node
 from qualify.parsers.lspci import PciDevice, parse_lspci_vv
 from qualify.parsers.nvme import parse_nvme_smart_log
-from qualify.parsers.smartctl import NVME_DATA_UNIT_BYTES, DriveHealth, parse_smartctl_json
-from qualify.profile import StorageDrive
+from qualify.parsers.smartctl import (
+    NVME_DATA_UNIT_BYTES,
+    DriveHealth,
+    parse_smartctl_json,
+)
 from qualify.storage.identity import SYS_BLOCK, BlockDevice
 
 # DriveHealth fields that `nvme smart-log` also reports (same names in NvmeSmartLog, but data written)
 _NVME_LOG_FIELDS = ("critical_warning", "percentage_used", "available_spare", "available_spare_threshold",
                     "media_errors", "error_log_entries", "unsafe_shutdowns", "data_written_bytes",
                     "warning_temperature_minutes", "critical_temperature_minutes")
-_PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_PCI_ADDRESS = re.compile(r"^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 
 
-def read_health(node: Node, drive: StorageDrive, device: BlockDevice) -> DriveHealth | None:
-    """SMART health of the drive (from the profile's smart_json file when set); None for a loop device."""
-    if drive.smart_json:
-        text = node.read_text(drive.smart_json)
-        if text is None:
-            raise QualifyError(f"{node.name}: {drive.smart_json} (smart_json of {drive.identity}) does not exist")
-        return parse_smartctl_json(text, f"{node.name}:{drive.smart_json}")
-    if device.is_loop:
-        return None
+def smartctl_json(node: Node, device: BlockDevice, *options: str) -> str:
+    """`smartctl <options> -j <device>`: its exit status is a bit mask that is non-zero for a failing
+    drive too, so the JSON (parsed by the caller) says what happened."""
     node.require("smartctl")
-    # smartctl's exit status is a bit mask that is non-zero for a failing drive too: the JSON says what.
-    output = node.run(["smartctl", "-x", "-j", device.path], check=False).stdout
-    health = parse_smartctl_json(output, f"{node.name}: smartctl -x -j {device.path}")
-    return _with_nvme_cli(node, device, health) if health.protocol == "NVMe" else health
+    return node.run(["smartctl", *options, "-j", device.path], check=False).stdout
 
 
-def _with_nvme_cli(node: Node, device: BlockDevice, health: DriveHealth) -> DriveHealth:
+def read_health(node: Node, device: BlockDevice) -> DriveHealth | None:
+    """SMART health of the drive; None for a loop device smartctl cannot read (a plain file has no SMART)."""
+    output = smartctl_json(node, device, "-x")
+    try:
+        health = parse_smartctl_json(output, f"{node.name}: smartctl -x -j {device.path}")
+    except ParseError:
+        if device.is_loop:
+            return None
+        raise
+    return with_nvme_cli(node, device, health) if health.protocol == "NVMe" else health
+
+
+def with_nvme_cli(node: Node, device: BlockDevice, health: DriveHealth) -> DriveHealth:
     """Fields an old smartctl leaves out, from nvme-cli when the node has it."""
     if all(getattr(health, field) is not None for field in _NVME_LOG_FIELDS) or not node.has_tool("nvme"):
         return health
@@ -60,10 +66,13 @@ def pci_address(node: Node, device: BlockDevice) -> str | None:
     return addresses[-1] if addresses else None
 
 
-def read_pcie_link(node: Node, address: str) -> PciDevice | None:
+def read_lspci(node: Node, address: str) -> str:
     node.require("lspci")
-    devices = parse_lspci_vv(node.run(["lspci", "-vv", "-D", "-s", address]).stdout,
-                             f"{node.name}: lspci -vv -s {address}")
+    return node.run(["lspci", "-vv", "-D", "-s", address]).stdout
+
+
+def pcie_function(text: str, source: str) -> PciDevice | None:
+    devices = parse_lspci_vv(text, source)
     return devices[0] if devices else None
 
 
