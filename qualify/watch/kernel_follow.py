@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qualify.node import Node, NodeProcess
-from qualify.parsers.kernel_log import KernelEvent, parse_journal_line, parse_kernel_line
+from qualify.parsers.kernel_log import journal_message, split_prefix
 
-LineParser = Callable[[str], "KernelEvent | None"]
+# One streamed line -> (stamp, kernel message), or None for a line that is not a kernel message.
+LineParser = Callable[[str], "tuple[str | None, str] | None"]
 FOLLOW_ENDED = "qualify-follow-ended"  # the last line when the follower exits (it should not)
 
 
@@ -24,11 +25,11 @@ def start_kernel_follow(node: Node) -> tuple[NodeProcess, LineParser, str]:
     """(stream, parser of its lines, what is followed). Only messages from now on are streamed."""
     if node.paths.kernel_log:
         path = node.paths.kernel_log
-        return node.spawn(_reported(["tail", "-n", "0", "-F", path])), parse_kernel_line, path
+        return node.spawn(_reported(["tail", "-n", "0", "-F", path])), split_prefix, path
     if _journal_has_kernel_messages(node):
         argv = ["journalctl", "-k", "-f", "-o", "json", "-n", "0", "--no-pager"]
-        return node.spawn(_reported(argv)), parse_journal_line, "journalctl -k -f"
-    return node.spawn(_reported(["dmesg", "--follow-new"])), parse_kernel_line, "dmesg --follow-new"
+        return node.spawn(_reported(argv)), journal_message, "journalctl -k -f"
+    return node.spawn(_reported(["dmesg", "--follow-new"])), split_prefix, "dmesg --follow-new"
 
 
 def _journal_has_kernel_messages(node: Node) -> bool:

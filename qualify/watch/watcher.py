@@ -6,6 +6,8 @@ Runs for the whole run (started by the plugin after connecting). It records
 - `samples/netconsole.jsonl`: every line the node's netconsole sent (when `watch.netconsole` is on);
 - `event` records in run.jsonl: freeze, recovery, unexpected reboot, kernel-log events. Events that
   must fail the run carry `fails_run: true` (the verdict reads only that), decided here from the profile.
+  Kernel-log lines of one fault are folded into one event with a count (qualify/watch/kernel_events.py);
+  what the log already said before the run is recorded once as `kernel_before_run`, not judged.
 A freeze is recorded the moment it is detected (so a controller killed afterwards keeps it), with the
 last netconsole lines; what the node's logs said last is collected when it answers again and recorded
 with the recovery or reboot event.
@@ -21,18 +23,32 @@ from typing import Any
 
 from qualify.errors import NodeError, ParseError, QualifyError
 from qualify.node import Node, NodeProcess, SshNode
-from qualify.parsers.kernel_log import KernelEvent
+from qualify.parsers.kernel_log import KernelLogReader
 from qualify.profile import WatchSettings
 from qualify.store import RunStore, utc_now
 from qualify.watch.heartbeat import Heartbeat, parse_heartbeat, start_heartbeat
+from qualify.watch.kernel_events import (
+    Fold,
+    KernelFolds,
+    KernelJudge,
+    before_run_summary,
+    describe,
+    record_fields,
+)
 from qualify.watch.kernel_follow import FOLLOW_ENDED, LineParser, start_kernel_follow
 from qualify.watch.last_words import LastWords, collect_last_words
-from qualify.watch.netconsole import NetconsoleListener, configure_netconsole, controller_address, remove_netconsole
+from qualify.watch.netconsole import (
+    NetconsoleListener,
+    configure_netconsole,
+    controller_address,
+    remove_netconsole,
+)
 from qualify.watch.probe import ProbeResult, SshBannerProbe
 
 TICK_S = 0.1  # how often the monitor looks at the heartbeat's age
 MAX_LINE = 4096  # longer heartbeat lines are not ours: ignored and counted
 KERNEL_FOLLOW_MIN_S = 10.0  # a kernel-log follower that ends sooner cannot run there: not restarted
+RECORD_SETTLE_S = 0.5  # a multi-line kernel record (GHES) with no line for this long is complete
 
 
 class Watcher:
@@ -58,17 +74,26 @@ class Watcher:
         self._kernel_started = 0.0
         self._next_restart = 0.0
         self.ignored_lines = 0
-        self.kernel_counts: Counter[str] = Counter()
+        self.kernel_counts: Counter[str] = Counter()  # kernel-log lines per kind
+        self.kernel_unrecorded: Counter[str] = Counter()  # lines of folds beyond max_events_per_kind
+        self._kernel_lock = threading.Lock()  # the reader and the folds, shared by the follower and the closer
+        self._reader = KernelLogReader()
+        self._folds = KernelFolds(settings.kernel_log.fold_window)
+        self._judge = KernelJudge(settings.kernel_log)
+        self._kernel_line_at = 0.0
+        self._kernel_followed = ""
+        self._before_run_read = False
         self.freezes = 0
         self.reboots = 0
 
     # -- life cycle
 
-    def start(self) -> "Watcher":
+    def start(self) -> Watcher:
         self._heartbeat = start_heartbeat(self.node, self.settings.heartbeat_interval)
         self._spawn_thread(self._read_heartbeats, self._heartbeat)
         if self.settings.kernel_log.follow:
             self._start_kernel_follow()
+            self._spawn_thread(self._close_quiet_folds)
         if self.settings.netconsole:
             self._start_netconsole()
         if self._probe:
@@ -85,11 +110,12 @@ class Watcher:
         for thread in self._threads:
             thread.join(timeout=10)
         ignored_packets = self._stop_netconsole()
-        summary = {kind: n for kind, n in self.kernel_counts.items() if n > self.settings.kernel_log.max_events_per_kind}
+        self._write_folds(final=True)
+        summary = dict(self.kernel_unrecorded)
         if summary or self.ignored_lines or ignored_packets:
             self._event("info", "watch", "summary",
                         f"watch summary: {self.freezes} freeze(s), {self.reboots} reboot(s); "
-                        f"kernel events beyond the per-kind limit only counted: {summary or 'none'}; "
+                        f"kernel-log lines beyond the per-kind event limit only counted: {summary or 'none'}; "
                         f"{self.ignored_lines} foreign or oversized heartbeat line(s) ignored; "
                         f"netconsole packets ignored: {ignored_packets or 'none'}",
                         kernel_counts=dict(self.kernel_counts), ignored_heartbeat_lines=self.ignored_lines,
@@ -276,6 +302,8 @@ class Watcher:
             self._start_kernel_follow()
 
     def _read_kernel_log(self, process: NodeProcess, parse: LineParser, what: str) -> None:
+        self._kernel_followed = what
+        self._read_before_run()
         last_line = ""
         for line in process.lines():
             if self._stop.is_set():
@@ -286,18 +314,61 @@ class Watcher:
                 return
             last_line = line
             try:
-                event = parse(line)
+                split = parse(line)
             except ParseError:
                 continue  # a line the tool printed that is not a record (its own warning or error)
-            if event:
-                self._on_kernel_event(event, what)
+            if split:
+                self._on_kernel_message(*split)
 
-    def _on_kernel_event(self, event: KernelEvent, what: str) -> None:
-        self.kernel_counts[event.kind] += 1
-        if self.kernel_counts[event.kind] > self.settings.kernel_log.max_events_per_kind:
+    def _read_before_run(self) -> None:
+        """What the log says before the run: reported once, not judged; it also tells the reader the link speeds."""
+        if self._before_run_read:
             return
-        self._event(event.severity, "kernel", event.kind, f"{self.node.name} kernel: {event.message}",
-                    fails_run=event.severity in self.settings.kernel_log.fail_on, stamp=event.stamp, followed=what)
+        self._before_run_read = True
+        try:
+            text = self.node.kernel_log()
+        except QualifyError as exc:
+            self._event("info", "kernel", "kernel_before_run",
+                        f"{self.node.name}: the kernel log before the run could not be read ({exc})")
+            return
+        with self._kernel_lock:
+            events = [event for line in text.splitlines() for event in self._reader.feed(line)] + self._reader.flush()
+        if events:
+            counts, listing = before_run_summary(events)
+            self._event("info", "kernel", "kernel_before_run",
+                        f"{self.node.name}: before the run the kernel log already states {listing} — not judged "
+                        f"(the run judges what the kernel reports while it runs)", counts=counts)
+
+    def _on_kernel_message(self, stamp: str | None, message: str) -> None:
+        with self._kernel_lock:
+            self._kernel_line_at = time.monotonic()
+            for event in self._reader.feed_message(stamp, message):
+                self.kernel_counts[event.kind] += 1
+                for fold in self._folds.add(event, self._kernel_line_at, utc_now()):
+                    self._write_fold(fold)
+
+    def _close_quiet_folds(self) -> None:
+        while not self._stop.wait(TICK_S):
+            self._write_folds(final=False)
+
+    def _write_folds(self, final: bool) -> None:
+        with self._kernel_lock:
+            now = time.monotonic()
+            if self._reader.pending and (final or now - self._kernel_line_at >= RECORD_SETTLE_S):
+                for event in self._reader.flush():
+                    self.kernel_counts[event.kind] += 1
+                    self._folds.add(event, now, utc_now())
+            folds = self._folds.close_all() if final else self._folds.due(now)
+            for fold in folds:
+                self._write_fold(fold)
+
+    def _write_fold(self, fold: Fold) -> None:
+        fails = self._judge.fails_run(fold)
+        if not self._judge.to_write(fold, fails):
+            self.kernel_unrecorded[fold.kind] += fold.lines
+            return
+        self._event(fold.severity, "kernel", fold.kind, f"{self.node.name} kernel: {describe(fold)}",
+                    fails_run=fails, followed=self._kernel_followed, **record_fields(fold))
 
     # -- netconsole: the kernel's messages over UDP, kept even when nothing reaches the node's disk
 
