@@ -380,11 +380,6 @@ class KernelLogSettings(_Strict):
                              "fail it (those logged before the run are reported, not judged)")
     fold_window: Seconds = Field(2.0, gt=0, description="lines of one fault (same kind and device) closer than this "
                                                          "are one event with a count")
-    corrected_memory_errors: int = Field(
-        0, ge=0, description="corrected memory errors (APEI/GHES corrected, EDAC CE) tolerated during a run; more "
-                             "fail it (those logged before the run are reported, not judged)")
-    fold_window: Seconds = Field(2.0, gt=0, description="lines of one fault (same kind and device) closer than this "
-                                                         "are one event with a count")
 
 
 class WatchSettings(_Strict):
