@@ -10,14 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+from corpus import corpus_path
 
+from qualify.checks.memory import BurnIn, MemoryEvidence, judge, judge_installed
 from qualify.errors import ParseError
-from qualify.checks.memory import _installed
 from qualify.findings import Findings
 from qualify.lab import NodeSpec
 from qualify.parsers.stress_ng import stress_ng_failures
 from qualify.parsers.stressapptest import parse_stressapptest
 from qualify.profile import MemorySettings
+from qualify.tools.stress_ng import StressJob, StressNgFailed, StressRun
 
 
 def memory_check(run_dir: Path) -> dict:
@@ -31,9 +33,10 @@ def test_real_stress_ng_vm_verify_passes(workspace):
     check = memory_check(workspace.runs("m1")[0])
     assert proc.returncode == 0, (proc.stderr, check)
     assert check["outcome"] == "passed"
-    assert check["metrics"]["verify_failures"] == 0 and check["metrics"]["tested_mib"] == 64
-    assert check["metrics"]["vm_bogo_ops_per_s"] > 0
-    assert any("stress-ng --vm --verify:" in r and "no verification error" in r for r in check["reasons"])
+    measured = {m["name"]: m for m in check["measurements"]}
+    assert measured["memory_verify_failures"]["value"] == 0 and measured["memory_verify_failures"]["outcome"] == "passed"
+    assert " over 64 MiB for 3s" in measured["memory_verify_failures"]["sentence"]
+    assert measured["vm_bogo_ops_per_second"]["value"] > 0
     assert any(r.startswith("no EDAC counters under") for r in check["reasons"])
     assert "successful run completed" in (workspace.runs("m1")[0] / "raw/memory-stress-ng.txt").read_text()
 
@@ -77,10 +80,12 @@ def test_edac_count_and_machine_check_during_the_run_fail(workspace):
     check = memory_check(workspace.runs("m2")[0])
     assert check["outcome"] == "failed"
     problems = " | ".join(check["problems"])
-    assert "EDAC corrected memory errors rose from 0 to 3 during the burn-in" in problems
+    assert "mc0/dimm1: EDAC corrected memory errors during the burn-in 3 (0 -> 3, " in problems
     assert "mc0/dimm1/dimm_ce_count" in problems and "mc0/ce_count" in problems
-    assert check["metrics"]["edac_new_errors"] == 6
-    assert "the kernel reported a memory/machine-check error during the burn-in" in problems
+    grown = {m["subject"]: m["value"] for m in check["measurements"] if m["outcome"] == "failed"
+             and m["name"] == "edac_corrected_errors_during_run"}
+    assert grown == {"mc0": 3, "mc0/dimm1": 3}
+    assert "kernel memory/machine-check errors during the burn-in 1 (first: " in problems
     assert "Machine Check: 0 Bank 8" in problems
 
 
@@ -103,21 +108,91 @@ def test_without_a_duration_it_skips_with_what_to_set(workspace):
 DIMM = {"locator": "DIMM 0", "size_mib": 32768, "type": "DDR4", "speed_mts": 3200, "configured_speed_mts": 2400}
 
 
-def test_installed_memory_against_the_profile():
+def installed(inventory: dict, settings: MemorySettings) -> Findings:
     findings = Findings("memory")
-    inventory = {"memory_kib": 32 * 2**20 - 500_000, "dimms": [DIMM]}
-    _installed(inventory, MemorySettings(expected_gib=64, expected_dimms=2, min_speed_mts=3200), findings)
+    judge_installed(inventory, settings, findings)
+    return findings
+
+
+def test_installed_memory_against_the_profile():
+    findings = installed({"memory_kib": 32 * 2**20 - 500_000, "dimms": [DIMM]},
+                         MemorySettings(expected_gib=64, expected_dimms=2, min_speed_mts=3200))
     assert findings.problems == [
-        "the node shows 31.5 GiB of memory, the profile expects 64 GiB: a DIMM is missing or not detected (reseat it)",
-        "dmidecode lists 1 populated DIMM slot(s) (DIMM 0 32 GiB DDR4 2400 MT/s), the profile expects 2: a DIMM is "
-        "not detected (reseat it, check the slot)",
-        "DIMM DIMM 0 runs at 2400 MT/s (rated 3200 MT/s), below the profile's minimum 3200 MT/s (check the BIOS "
-        "memory settings/XMP)",
+        ("installed memory 31.5 GiB (the profile expects 64 GiB) (minimum 60.8 GiB) — a DIMM is missing or not "
+        "detected (reseat it)"),
+        ("populated DIMMs 1 (DIMM 0 32 GiB DDR4 2400 MT/s) (expected 2) — a DIMM is not detected (reseat it, check "
+        "the slot)"),
+        ("DIMM 0: configured speed 2,400 MT/s (rated 3200 MT/s) (minimum 3,200 MT/s) — check the BIOS memory "
+        "settings/XMP"),
     ]
-    ok = Findings("memory")
-    _installed({"memory_kib": 63 * 2**20, "dimms": [DIMM, {**DIMM, "locator": "DIMM 1"}]},
-               MemorySettings(expected_gib=64, expected_dimms=2, min_speed_mts=2400), ok)
-    assert not ok.problems and ok.metrics["dimms"] == 2
+    assert [m.subject for m in findings.measurements] == [None, None, "DIMM 0"]
+    ok = installed({"memory_kib": 63 * 2**20, "dimms": [DIMM, {**DIMM, "locator": "DIMM 1"}]},
+                   MemorySettings(expected_gib=64, expected_dimms=2, min_speed_mts=2400))
+    assert not ok.problems and [m.outcome for m in ok.measurements] == ["passed"] * 4
+
+
+def test_expected_dimms_without_a_dimm_table_are_unknown_not_passed():
+    findings = installed({"memory_kib": 16 * 2**20}, MemorySettings(expected_dimms=2, min_speed_mts=3200))
+    assert [(m.name, m.outcome) for m in findings.measurements] == [
+        ("memory_installed_bytes", "info"), ("dimms_populated", "unknown"), ("dimm_configured_speed_mts", "unknown")]
+    assert len(findings.not_qualified_parts) == 2 and not findings.problems
+
+
+# -- the judge on recorded stress-ng outputs (tests/corpus/stress-ng-verify)
+
+def _verify_corpus_is_covered():
+    assert {p.name for p in corpus_path("stress-ng-verify").iterdir()} == {
+        "issue546-vm-verify-5-bit-errors-stdout-exit-2.txt", "issue533-vm-verify-192-hogs-mmap-gave-up-exit-3.txt"}
+
+
+def burn_in(output: str, returncode: int, edac_before=None, edac_after=None, events=()) -> MemoryEvidence:
+    stress = StressRun(StressJob("vm", 60, workers=2, verify=True), "stress-ng --vm 2 ...", returncode, output,
+                       0.0, 60.0)
+    return MemoryEvidence({}, BurnIn("pve2", 1024, 2, stress, None, False, "/sys/devices/system/edac/mc",
+                                     edac_before or {}, edac_after or {}, tuple(events)), None)
+
+
+def judged(evidence: MemoryEvidence) -> Findings:
+    findings = Findings("memory")
+    judge(evidence, MemorySettings(), findings)
+    return findings
+
+
+def test_verification_failures_fail_with_stress_ngs_lines():
+    _verify_corpus_is_covered()
+    text = corpus_path("stress-ng-verify", "issue546-vm-verify-5-bit-errors-stdout-exit-2.txt").read_text()
+    findings = judged(burn_in(text, 2))
+    [verify] = [m for m in findings.measurements if m.name == "memory_verify_failures"]
+    assert (verify.value, verify.outcome, verify.high) == (6, "failed", 0)
+    assert verify.sentence.startswith("stress-ng --vm --verify failures 6 (2 workers over 1024 MiB for 1m: "
+                                      "elon: detected 1 memory error; ")
+
+
+def test_stress_ng_ending_badly_without_a_bad_bit_is_an_error_naming_its_status():
+    text = corpus_path("stress-ng-verify", "issue533-vm-verify-192-hogs-mmap-gave-up-exit-3.txt").read_text()
+    with pytest.raises(StressNgFailed, match=r"pve2: stress-ng ended early with exit status 3 \(a stressor lacked "
+                                             r"resources such as memory\) after 60 s of a 60 s memory burn-in"):
+        judged(burn_in(text, 3))
+
+
+def test_edac_growth_per_counter_and_kernel_events_fail(tmp_path):
+    # this machine's real stress-ng: a clean vm run, so only the counters and the events decide
+    import subprocess
+
+    proc = subprocess.run(["stress-ng", "--vm", "1", "--vm-bytes", "8m", "--verify", "--timeout", "1s",
+                           "--metrics-brief"], check=False, capture_output=True, text=True, timeout=60)
+    before = {"mc0/ce_count": 1, "mc0/dimm0/dimm_ce_count": 1, "mc0/dimm0/dimm_ue_count": 0}
+    after = {"mc0/ce_count": 4, "mc0/dimm0/dimm_ce_count": 4, "mc0/dimm0/dimm_ue_count": 0}
+    event = {"message": "mce: [Hardware Error]: Machine check events logged"}
+    findings = judged(burn_in(proc.stdout + proc.stderr, proc.returncode, before, after, [event]))
+    outcomes = {(m.name, m.subject): (m.value, m.outcome) for m in findings.measurements}
+    assert outcomes[("memory_verify_failures", None)] == (0, "passed")
+    assert outcomes[("edac_corrected_errors_during_run", "mc0")] == (3, "failed")
+    assert outcomes[("edac_corrected_errors_during_run", "mc0/dimm0")] == (3, "failed")
+    assert outcomes[("edac_uncorrected_errors_during_run", "mc0/dimm0")] == (0, "passed")
+    assert outcomes[("memory_kernel_events", None)] == (1, "failed")
+    assert findings.problems[-1] == ("kernel memory/machine-check errors during the burn-in 1 (first: mce: [Hardware "
+                                     "Error]: Machine check events logged) (limit ≤ 0)")
 
 
 def test_stress_ng_verification_failure_lines():

@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 def iperf3_servers() -> set[int]:
-    out = subprocess.run(["pgrep", "-x", "iperf3"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-x", "iperf3"], check=False, capture_output=True, text=True).stdout
     return {int(pid) for pid in out.split()}
 
 
@@ -115,8 +115,8 @@ def test_no_server_gives_iperf3s_error_as_a_named_failure():
     result, _ = run_client(local(), "127.0.0.1", free_port(), "forward", SHORT)
     assert "Connection refused" in result.failure
     findings = judged(evidence(result, link=_link("lo", "127.0.0.1"), node="ctl"))
-    assert findings.problems == [f"ctl → ctl (forward, lo): iperf3 gave no result: {result.failure} "
-                                 f"(is the link up and the peer address 127.0.0.1 right?)"]
+    assert findings.problems == [(f"ctl → ctl (forward, lo): iperf3 gave no result: {result.failure} "
+                                 f"(is the link up and the peer address 127.0.0.1 right?)")]
 
 
 def _link(interface: str, address: str, peer: str = "ctl") -> NetworkLink:

@@ -5,10 +5,16 @@ Why: a bad DIMM on a Ceph node corrupts data silently; cheap boards fail to dete
 slower than rated. Fails on any verification error, any new EDAC corrected/uncorrected count and any
 machine check or EDAC message in the kernel log during the run. Sizing never asks for more than the
 profile's share of MemAvailable, so the node's own services keep their room (no OOM killer).
+
+Measurements: installed memory, populated DIMMs and each DIMM's configured speed (subject: its locator)
+against the profile; verification failures, stressapptest's hardware incidents, the growth of each EDAC
+counter (subject: the memory controller or DIMM) and the kernel's memory events during the run, each
+with a limit of 0. An expected figure that cannot be read (no DIMM table) is unknown, never passed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,88 +23,98 @@ from qualify.durations import format_duration
 from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.node import Node
-from qualify.parsers.stress_ng import parse_stress_ng, stress_ng_failures
 from qualify.parsers.stressapptest import parse_stressapptest
 from qualify.profile import MemorySettings, Profile
 from qualify.store import RunStore, read_records, utc_now
+from qualify.tools.stress_ng import GRACE_S, StressJob, StressRun, run_stress
 
-GRACE_S = 60.0                 # stress-ng/stressapptest may take this long to map and release memory
 EDAC_COUNTERS = ("mc*/ce_count mc*/ue_count mc*/dimm*/dimm_ce_count mc*/dimm*/dimm_ue_count "
                  "mc*/rank*/dimm_ce_count mc*/rank*/dimm_ue_count")
 MEMORY_EVENTS = ("mce", "edac_ce", "edac_ue")
 SIZE_TOLERANCE = 0.05          # MemTotal is below the installed size by the kernel's and firmware's reservations
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class SatRun:
+    """One stressapptest run: its command line, the seconds asked for and what it printed."""
+
+    command: str
+    seconds: int
+    output: str
+
+
+@dataclass(frozen=True)
+class BurnIn:
+    node: str
+    tested_mib: int
+    workers: int
+    stress: StressRun
+    stressapptest: SatRun | None
+    stressapptest_missing: bool    # asked for by the profile, not installed on the node
+    edac_dir: str
+    edac_before: dict[str, int]    # counter file (relative to edac_dir) -> count
+    edac_after: dict[str, int]
+    kernel_events: tuple[dict[str, Any], ...]  # the run's memory/machine-check events from the burn-in's start
+
+
+@dataclass(frozen=True)
+class MemoryEvidence:
+    inventory: dict[str, Any]      # the run's inventory: memory_kib, dimms
+    burn_in: BurnIn | None
+    not_run: str | None            # why the burn-in did not run (the check is skipped with it)
+    how: str = ""                  # what would make it run
 
 
 @pytest.mark.long
 def check_memory(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
+    evidence = collect(node, profile, run_store)
+    judge(evidence, profile.checks.memory, findings)
+
+
+def collect(node: Node, profile: Profile, run_store: RunStore) -> MemoryEvidence:
     settings = profile.checks.memory
     inventory = next((r["inventory"] for r in read_records(run_store.run_dir) if r["kind"] == "inventory"), {})
-    _installed(inventory, settings, findings)
     duration = settings.duration or profile.duration
     if duration is None:
-        findings.skip("the memory burn-in needs a length: set duration: (or checks.memory.duration:) in the "
-                      "profile, or DURATION=30m")
+        return MemoryEvidence(inventory, None, "the memory burn-in needs a length: set duration: (or "
+                                               "checks.memory.duration:) in the profile, or DURATION=30m")
     node.require("stress-ng")
-    size_mib = _size_mib(node, settings, findings)
-    edac_dir = node.sys_path("devices/system/edac/mc")
-    before = _edac_counts(node, edac_dir)
-    started = utc_now()
-    use_sat = settings.stressapptest and node.has_tool("stressapptest")
-    stress_s = duration / 2 if use_sat else duration
-    _stress_ng(node, size_mib, stress_s, run_store, findings)
-    if use_sat:
-        _stressapptest(node, size_mib, duration - stress_s, run_store, findings)
-    elif settings.stressapptest:
-        findings.note("stressapptest is not installed (Debian package stressapptest): only stress-ng's patterns ran")
-    _edac_changes(edac_dir, before, _edac_counts(node, edac_dir), findings)
-    _kernel_events(run_store, started, findings)
-
-
-def _installed(inventory: dict[str, Any], settings: MemorySettings, findings: Findings) -> None:
-    """Installed size, DIMM count and speed from the run's inventory, against the profile."""
-    total_gib = inventory.get("memory_kib", 0) / 2**20
-    dimms = [d for d in inventory.get("dimms", []) if d.get("size_mib")]
-    if total_gib:
-        findings.metric("memory_gib", round(total_gib, 1))
-    if settings.expected_gib is not None:
-        if total_gib < settings.expected_gib * (1 - SIZE_TOLERANCE):
-            findings.problem(f"the node shows {total_gib:.1f} GiB of memory, the profile expects "
-                             f"{settings.expected_gib:g} GiB: a DIMM is missing or not detected (reseat it)")
-        else:
-            findings.note(f"{total_gib:.1f} GiB of memory, as the profile expects ({settings.expected_gib:g} GiB)")
-    if not dimms:
-        if settings.expected_dimms or settings.min_speed_mts:
-            findings.note("DIMM count and speed unknown: dmidecode lists no DIMMs (no SMBIOS tables, or not root)")
-        return
-    findings.metric("dimms", len(dimms))
-    listing = ", ".join(f"{d['locator']} {d['size_mib'] // 1024} GiB {d.get('type') or ''} "
-                        f"{d.get('configured_speed_mts') or '?'} MT/s".replace("  ", " ") for d in dimms)
-    if settings.expected_dimms is not None and len(dimms) != settings.expected_dimms:
-        findings.problem(f"dmidecode lists {len(dimms)} populated DIMM slot(s) ({listing}), the profile expects "
-                         f"{settings.expected_dimms}: a DIMM is not detected (reseat it, check the slot)")
-    else:
-        findings.note(f"DIMMs: {listing}")
-    minimum = settings.min_speed_mts or 0
-    for dimm in (d for d in dimms if (d.get("configured_speed_mts") or 0) < minimum):
-        findings.problem(f"DIMM {dimm['locator']} runs at {dimm.get('configured_speed_mts') or 'an unknown speed'} "
-                         f"MT/s (rated {dimm.get('speed_mts') or '?'} MT/s), below the profile's minimum "
-                         f"{settings.min_speed_mts} MT/s (check the BIOS memory settings/XMP)")
-
-
-def _size_mib(node: Node, settings: MemorySettings, findings: Findings) -> int:
     path = node.proc_path("meminfo")
     available_kib = _meminfo_value(node.read_text(path), "MemAvailable")
     if available_kib is None:
         raise QualifyError(f"{node.name}: {path} has no MemAvailable line (check paths.procfs in the profile)")
     share = int(available_kib / 1024 * settings.share)
-    findings.metric("available_mib", available_kib // 1024)
     if share < settings.min_mib:
-        findings.skip(f"too little free memory to test: {available_kib // 1024} MiB available, "
-                      f"{settings.share:.0%} of it is {share} MiB, below checks.memory.min_mib "
-                      f"({settings.min_mib} MiB); stop services or VMs on the node first")
-    size = share if settings.max_mib is None else min(share, settings.max_mib)
-    findings.metric("tested_mib", size)
-    return size
+        return MemoryEvidence(inventory, None, f"too little free memory to test: {available_kib // 1024} MiB "
+                                               f"available, {settings.share:.0%} of it is {share} MiB, below "
+                                               f"checks.memory.min_mib ({settings.min_mib} MiB)",
+                              "stop services or VMs on the node first")
+    size_mib = share if settings.max_mib is None else min(share, settings.max_mib)
+    edac_dir = node.sys_path("devices/system/edac/mc")
+    before = _edac_counts(node, edac_dir)
+    started = utc_now()
+    use_sat = settings.stressapptest and node.has_tool("stressapptest")
+    stress_s = duration / 2 if use_sat else duration
+    workers = max(1, int(node.run(["nproc"]).stdout.strip() or 1))
+    per_worker = max(1, size_mib // workers)  # per worker in stress-ng <= 0.17; later ones split it: never more
+    stress = run_stress(node, StressJob("vm", stress_s, workers=workers, verify=True,
+                                        extra=("--vm-bytes", f"{per_worker}m", "--vm-keep")))
+    run_store.save_raw("memory-stress-ng.txt", stress.output)
+    sat = _stressapptest(node, size_mib, duration - stress_s, run_store) if use_sat else None
+    events = tuple(r for r in read_records(run_store.run_dir) if r["kind"] == "event" and r.get("source") == "kernel"
+                   and r.get("event") in MEMORY_EVENTS and r["t"] >= started)
+    return MemoryEvidence(inventory, BurnIn(node.name, per_worker * workers, workers, stress, sat,
+                                            settings.stressapptest and not use_sat, edac_dir, before,
+                                            _edac_counts(node, edac_dir), events), None)
+
+
+def _stressapptest(node: Node, size_mib: int, seconds: float, run_store: RunStore) -> SatRun:
+    length = max(1, round(seconds))
+    result = node.run(["stressapptest", "-s", str(length), "-M", str(size_mib), "-W"],
+                      timeout_s=length + GRACE_S, check=False)
+    run_store.save_raw("memory-stressapptest.txt", result.stdout + result.stderr)
+    return SatRun(result.command, length, result.stdout + result.stderr)
 
 
 def _meminfo_value(text: str | None, key: str) -> int | None:
@@ -109,69 +125,94 @@ def _meminfo_value(text: str | None, key: str) -> int | None:
     return None
 
 
-def _stress_ng(node: Node, size_mib: int, seconds: float, run_store: RunStore, findings: Findings) -> None:
-    workers = max(1, int(node.run(["nproc"]).stdout.strip() or 1))
-    per_worker = max(1, size_mib // workers)  # per worker in stress-ng <= 0.17; later ones split it: never more
-    length = max(1, round(seconds))
-    argv = ["stress-ng", "--vm", str(workers), "--vm-bytes", f"{per_worker}m", "--vm-keep", "--verify",
-            "--timeout", f"{length}s", "--metrics-brief"]
-    result = node.run(argv, timeout_s=length + GRACE_S, check=False)
-    output = result.stdout + result.stderr
-    run_store.save_raw("memory-stress-ng.txt", output)
-    failures = stress_ng_failures(output)
-    findings.metric("verify_failures", len(failures))
-    if failures:
-        findings.problem(f"stress-ng --vm --verify found memory errors in {per_worker * workers} MiB over "
-                         f"{format_duration(length)}: {'; '.join(failures[:3])}")
-        return
-    if result.returncode != 0:
-        tail = "; ".join(output.strip().splitlines()[-2:]) or "no output"
-        raise QualifyError(f"{node.name}: stress-ng --vm ended with exit status {result.returncode} and no "
-                           f"verification failure (killed, out of memory?): {tail}")
-    [metrics] = [m for m in parse_stress_ng(output, f"{node.name}: {result.command}") if m.stressor == "vm"]
-    findings.metric("vm_bogo_ops_per_s", round(metrics.bogo_ops_per_s, 1))
-    findings.note(f"stress-ng --vm --verify: {workers} workers over {per_worker * workers} MiB for "
-                  f"{format_duration(length)}, no verification error ({metrics.bogo_ops_per_s:.0f} bogo ops/s)")
-
-
-def _stressapptest(node: Node, size_mib: int, seconds: float, run_store: RunStore, findings: Findings) -> None:
-    length = max(1, round(seconds))
-    result = node.run(["stressapptest", "-s", str(length), "-M", str(size_mib), "-W"],
-                      timeout_s=length + GRACE_S, check=False)
-    output = result.stdout + result.stderr
-    run_store.save_raw("memory-stressapptest.txt", output)
-    verdict = parse_stressapptest(output, f"{node.name}: {result.command}")
-    findings.metric("stressapptest_incidents", verdict.hardware_incidents)
-    if verdict.passed:
-        findings.note(f"stressapptest over {size_mib} MiB for {format_duration(length)}: PASS")
-    else:
-        findings.problem(f"stressapptest over {size_mib} MiB for {format_duration(length)}: FAIL with "
-                         f"{verdict.hardware_incidents} hardware incident(s); {'; '.join(verdict.errors[:3])}")
-
-
 def _edac_counts(node: Node, edac_dir: str) -> dict[str, int]:
     return {name: int(value) for name, value in node.read_glob(edac_dir, EDAC_COUNTERS).items()
             if value.strip().isdigit()}
 
 
-def _edac_changes(edac_dir: str, before: dict[str, int], after: dict[str, int], findings: Findings) -> None:
-    if not after:
-        findings.note(f"no EDAC counters under {edac_dir} (no ECC memory, or no EDAC driver loaded): "
+def judge(evidence: MemoryEvidence, settings: MemorySettings, findings: Findings) -> None:
+    judge_installed(evidence.inventory, settings, findings)
+    if evidence.burn_in is None:
+        findings.skip(evidence.not_run or "the burn-in did not run", how=evidence.how)
+    burn_in = evidence.burn_in
+    _verification(burn_in, findings)
+    if burn_in.stressapptest is not None:
+        _judge_stressapptest(burn_in.node, burn_in.stressapptest, burn_in.tested_mib, findings)
+    elif burn_in.stressapptest_missing:
+        findings.note("stressapptest is not installed (Debian package stressapptest): only stress-ng's patterns ran")
+    _edac(burn_in, findings)
+    messages = "; ".join(event["message"] for event in burn_in.kernel_events[:5])
+    findings.measure("memory_kernel_events", len(burn_in.kernel_events), high=0,
+                     text="kernel memory/machine-check errors during the burn-in",
+                     detail=f"(first: {messages})" if messages else "")
+
+
+def judge_installed(inventory: dict[str, Any], settings: MemorySettings, findings: Findings) -> None:
+    """Installed size, DIMM count and speed from the run's inventory, against the profile."""
+    total = inventory.get("memory_kib", 0) * 1024 or None
+    if total or settings.expected_gib is not None:
+        expected = settings.expected_gib
+        findings.measure("memory_installed_bytes", total, unit="B", text="installed memory",
+                         low=expected * (1 - SIZE_TOLERANCE) * GIB if expected is not None else None,
+                         detail=f"(the profile expects {expected:g} GiB)" if expected is not None else "",
+                         because="a DIMM is missing or not detected (reseat it)")
+    dimms = [d for d in inventory.get("dimms", []) if d.get("size_mib")]
+    if not dimms:
+        unread = "dmidecode lists no DIMMs (no SMBIOS tables, or not root)"
+        if settings.expected_dimms is not None:
+            findings.measure("dimms_populated", None, low=settings.expected_dimms, high=settings.expected_dimms,
+                             text="populated DIMMs", detail=unread)
+        if settings.min_speed_mts is not None:
+            findings.measure("dimm_configured_speed_mts", None, unit="MT/s", low=settings.min_speed_mts,
+                             text="DIMM speed", detail=unread)
+        return
+    listing = ", ".join(f"{d['locator']} {d['size_mib'] // 1024} GiB {d.get('type') or ''} "
+                        f"{d.get('configured_speed_mts') or '?'} MT/s".replace("  ", " ") for d in dimms)
+    findings.measure("dimms_populated", len(dimms), low=settings.expected_dimms, high=settings.expected_dimms,
+                     text="populated DIMMs", detail=f"({listing})",
+                     because="a DIMM is not detected (reseat it, check the slot)")
+    for dimm in dimms:
+        findings.measure("dimm_configured_speed_mts", dimm.get("configured_speed_mts"), unit="MT/s",
+                         low=settings.min_speed_mts, subject=dimm["locator"], text="configured speed",
+                         detail=f"(rated {dimm.get('speed_mts') or '?'} MT/s)",
+                         because="check the BIOS memory settings/XMP")
+
+
+def _verification(burn_in: BurnIn, findings: Findings) -> None:
+    stress = burn_in.stress
+    failures = stress.failures
+    over = f"{burn_in.workers} workers over {burn_in.tested_mib} MiB for {format_duration(stress.job.seconds)}"
+    if not failures:
+        stress.check(burn_in.node, what="memory burn-in")  # ended badly without a bad bit: killed, out of memory
+    findings.measure("memory_verify_failures", len(failures), high=0, text="stress-ng --vm --verify failures",
+                     detail=f"({over}{': ' + '; '.join(failures[:3]) if failures else ''})",
+                     because="the memory returned other data than was written: a DIMM, its slot or the "
+                             "memory controller is failing")
+    if not failures:
+        [vm] = [m for m in stress.metrics(burn_in.node) if m.stressor == "vm"]
+        findings.measure("vm_bogo_ops_per_second", round(vm.bogo_ops_per_s, 1), unit="bogo ops/s",
+                         text="stress-ng --vm throughput")
+
+
+def _judge_stressapptest(node: str, run: SatRun, size_mib: int, findings: Findings) -> None:
+    verdict = parse_stressapptest(run.output, f"{node}: {run.command}")
+    over = f"over {size_mib} MiB for {format_duration(run.seconds)}"
+    findings.measure("stressapptest_hardware_incidents", verdict.hardware_incidents, high=0,
+                     text="stressapptest hardware incidents",
+                     detail=f"({over}{': ' + '; '.join(verdict.errors[:3]) if verdict.errors else ''})")
+    if not verdict.passed and not verdict.hardware_incidents:
+        findings.problem(f"stressapptest {over}: FAIL; {'; '.join(verdict.errors[:3]) or 'no error reported'}",
+                         name="stressapptest_status")
+
+
+def _edac(burn_in: BurnIn, findings: Findings) -> None:
+    if not burn_in.edac_after:
+        findings.note(f"no EDAC counters under {burn_in.edac_dir} (no ECC memory, or no EDAC driver loaded): "
                       f"corrected errors are not visible")
         return
-    risen = {name: (before.get(name, 0), count) for name, count in after.items() if count > before.get(name, 0)}
-    findings.metric("edac_new_errors", sum(new - old for old, new in risen.values()))
-    for name, (old, new) in sorted(risen.items()):
+    for name, count in sorted(burn_in.edac_after.items()):
+        old = burn_in.edac_before.get(name, 0)
         kind = "uncorrected" if "ue_count" in name else "corrected"
-        findings.problem(f"EDAC {kind} memory errors rose from {old} to {new} during the burn-in "
-                         f"({edac_dir}/{name}): a DIMM is failing")
-    if not risen:
-        findings.note(f"EDAC: {len(after)} counters under {edac_dir}, none rose during the burn-in")
-
-
-def _kernel_events(run_store: RunStore, started: str, findings: Findings) -> None:
-    events = [r for r in read_records(run_store.run_dir) if r["kind"] == "event" and r.get("source") == "kernel"
-              and r.get("event") in MEMORY_EVENTS and r["t"] >= started]
-    findings.metric("memory_kernel_events", len(events))
-    for event in events[:5]:
-        findings.problem(f"the kernel reported a memory/machine-check error during the burn-in: {event['message']}")
+        findings.measure(f"edac_{kind}_errors_during_run", count - old, high=0, subject=name.rpartition("/")[0],
+                         text=f"EDAC {kind} memory errors during the burn-in",
+                         detail=f"({old} -> {count}, {burn_in.edac_dir}/{name})", because="a DIMM is failing")

@@ -15,10 +15,20 @@ from dataclasses import dataclass
 from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.node import Node
-from qualify.parsers.cpuinfo import (CpuInfo, cpuid_signature, intel_ucode_filename, is_engineering_sample,
-                                     parse_cpuinfo, parse_hex_value)
-from qualify.parsers.microcode_firmware import newest_revision_for, parse_amd_microcode, parse_intel_microcode
-from qualify.parsers.microcode_log import parse_microcode_log
+from qualify.parsers.cpuinfo import (
+    CpuInfo,
+    cpuid_signature,
+    intel_ucode_filename,
+    is_engineering_sample,
+    parse_cpuinfo,
+    parse_hex_value,
+)
+from qualify.parsers.microcode_firmware import (
+    newest_revision_for,
+    parse_amd_microcode,
+    parse_intel_microcode,
+)
+from qualify.parsers.microcode_log import MicrocodeLog, parse_microcode_log
 from qualify.profile import MicrocodeSettings, Profile
 from qualify.store import RunStore
 
@@ -29,8 +39,23 @@ class Offer:
     file: str
 
 
+@dataclass(frozen=True)
+class MicrocodeEvidence:
+    cpus: tuple[CpuInfo, ...]
+    revisions: dict[int, int]     # CPU -> running revision (sysfs where the kernel exposes it, else cpuinfo)
+    firmware_dir: str
+    firmware_read: bool           # the node's microcode files were looked at (not in a VM, not turned off)
+    offer: Offer | None           # the newest revision those files offer for this CPU
+    kernel_log: MicrocodeLog
+    vulnerabilities: dict[str, str]
+
+
 def check_microcode(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
     settings = profile.checks.microcode
+    judge(collect(node, settings, run_store), settings, findings)
+
+
+def collect(node: Node, settings: MicrocodeSettings, run_store: RunStore) -> MicrocodeEvidence:
     cpuinfo_path = node.proc_path("cpuinfo")
     text = node.read_text(cpuinfo_path)
     if text is None:
@@ -39,45 +64,48 @@ def check_microcode(node: Node, profile: Profile, findings: Findings, run_store:
     cpus = parse_cpuinfo(text)
     if not cpus:
         raise QualifyError(f"{node.name}: {cpuinfo_path} lists no processor")
-    first = cpus[0]
+    revisions, flags = _running_revisions(node, cpus)
+    firmware_read = settings.compare_firmware_files and "hypervisor" not in cpus[0].flags and bool(revisions)
+    return MicrocodeEvidence(
+        cpus=tuple(cpus), revisions=revisions, firmware_dir=node.paths.firmware, firmware_read=firmware_read,
+        offer=_offered(node, cpus[0], flags) if firmware_read else None,
+        kernel_log=parse_microcode_log(node.kernel_log()),
+        vulnerabilities=dict(sorted(node.read_glob(node.sys_path("devices/system/cpu/vulnerabilities"), "*").items())))
+
+
+def judge(evidence: MicrocodeEvidence, settings: MicrocodeSettings, findings: Findings) -> None:
+    first = evidence.cpus[0]
     findings.metric("cpu_model", first.model_name)
     _engineering_sample(first, settings, findings)
-
-    revisions, flags = _running_revisions(node, cpus)
     virtual = "hypervisor" in first.flags
-    if not revisions:
+    if not evidence.revisions:
         findings.skip("virtual machine: no microcode revision is exposed, the host loads microcode"
                       if virtual else "no microcode revision is exposed in cpuinfo or sysfs (not an x86 CPU?)")
-    running = _agreement(revisions, findings)
-    findings.metric("revision", hex(running))
-    findings.metric("cpus", len(revisions))
+    running = _agreement(evidence.revisions, findings)
+    findings.metric("revision", hex(running))  # the contract's example: verdict.json metrics.revision "0x4121"
+    findings.metric("cpus", len(evidence.revisions))
     if virtual:
         findings.note(f"virtual machine: revision {hex(running)} is what the hypervisor reports")
+    findings.measure("microcode_revision", running, unit="hex", low=settings.min_revision, text="running revision",
+                     because="the profile's minimum: older microcode lacks errata fixes and mitigations")
 
-    if settings.min_revision is not None:
-        findings.metric("min_revision", hex(settings.min_revision))
-        if running < settings.min_revision:
-            findings.problem(f"running revision {hex(running)} is below the profile's minimum "
-                             f"{hex(settings.min_revision)}")
-        else:
-            findings.note(f"running revision {hex(running)} meets the profile's minimum {hex(settings.min_revision)}")
-
-    offer = _offered(node, first, flags) if settings.compare_firmware_files and not virtual else None
+    offer = evidence.offer
     if offer:
         findings.metric("offered_revision", hex(offer.revision))
-        if offer.revision > running:
-            findings.problem(f"{offer.file} offers revision {hex(offer.revision)} but the CPUs run {hex(running)}: "
-                             f"the newer microcode is not being loaded (rebuild the initramfs, "
-                             f"`update-initramfs -u`, and reboot)")
-        else:
-            findings.note(f"running revision {hex(running)} is the newest that {offer.file} offers "
-                          f"({hex(offer.revision)})")
-    elif settings.compare_firmware_files and not virtual:
-        findings.note(f"no microcode file for this CPU under {node.paths.firmware} "
+        findings.measure("microcode_offered_revision", offer.revision, unit="hex", high=running,
+                         text=f"{offer.file} offers revision", detail=f"(the CPUs run {hex(running)})",
+                         because="the newer microcode is not being loaded (rebuild the initramfs, "
+                                 "`update-initramfs -u`, and reboot)")
+    elif evidence.firmware_read:
+        findings.note(f"no microcode file for this CPU under {evidence.firmware_dir} "
                       f"(Debian packages intel-microcode / amd64-microcode provide them)")
 
-    _early_loading(node, settings, running, offer, findings)
-    _vulnerabilities(node, findings)
+    _early_loading(evidence.kernel_log, settings, running, offer, findings)
+    if evidence.vulnerabilities:
+        findings.metric("vulnerabilities", evidence.vulnerabilities)
+    for name, state in evidence.vulnerabilities.items():
+        if state.startswith("Vulnerable"):
+            findings.note(f"kernel reports the CPU vulnerable to {name}: {state}")
 
 
 def _running_revisions(node: Node, cpus: list[CpuInfo]) -> tuple[dict[int, int], int | None]:
@@ -97,17 +125,18 @@ def _running_revisions(node: Node, cpus: list[CpuInfo]) -> tuple[dict[int, int],
 
 
 def _agreement(revisions: dict[int, int], findings: Findings) -> int:
-    """The revision all CPUs should run; a problem when they do not agree. Returns the lowest."""
+    """The revision all CPUs should run; CPUs on another one fail. Returns the lowest."""
     counts = Counter(revisions.values())
-    if len(counts) > 1:
-        common, _ = counts.most_common(1)[0]
-        odd = {cpu: rev for cpu, rev in sorted(revisions.items()) if rev != common}
+    common, _ = counts.most_common(1)[0]
+    odd = {cpu: rev for cpu, rev in sorted(revisions.items()) if rev != common}
+    if odd:
         listed = ", ".join(f"CPU {cpu} runs {hex(rev)}" for cpu, rev in list(odd.items())[:8])
-        findings.problem(f"CPUs disagree on the microcode revision: {listed} while "
-                         f"{counts[common]} of {len(revisions)} CPUs run {hex(common)}")
+        said = f"{listed} while {counts[common]} of {len(revisions)} CPUs run {hex(common)}"
         findings.metric("revisions_per_cpu", {str(cpu): hex(rev) for cpu, rev in sorted(revisions.items())})
     else:
-        findings.note(f"all {len(revisions)} CPUs run microcode revision {hex(next(iter(counts)))}")
+        said = f"all {len(revisions)} CPUs run microcode revision {hex(common)}"
+    findings.measure("microcode_cpus_on_other_revision", len(odd), high=0, text="CPUs on another revision",
+                     detail=f"({said})", because="the CPUs disagree on the microcode revision")
     return min(revisions.values())
 
 
@@ -136,24 +165,22 @@ def _offered(node: Node, cpu: CpuInfo, flags: int | None) -> Offer | None:
     return best
 
 
-def _early_loading(node: Node, settings: MicrocodeSettings, running: int, offer: Offer | None,
+def _early_loading(log: MicrocodeLog, settings: MicrocodeSettings, running: int, offer: Offer | None,
                    findings: Findings) -> None:
-    log = parse_microcode_log(node.kernel_log())
+    findings.metric("early_loaded", log.early_updated)
     if log.early_updated:
         before = f" from {hex(log.early_from)}" if log.early_from is not None else ""
         after = f" to {hex(log.early_to)}" if log.early_to is not None else ""
         findings.note(f"kernel log: microcode updated early{before}{after}")
-        findings.metric("early_loaded", True)
-        return
-    findings.metric("early_loaded", False)
-    if not settings.require_early_load:
+    elif not settings.require_early_load:
         findings.note("kernel log shows no early microcode update (not required by the profile)")
     elif offer and offer.revision <= running:
         findings.note(f"kernel log shows no early microcode update, but the CPUs already run the newest "
                       f"revision offered ({hex(running)}), likely from the BIOS")
     else:
         findings.problem("the profile requires early microcode loading but the kernel log of this boot shows "
-                         "no early update (install intel-microcode/amd64-microcode and rebuild the initramfs)")
+                         "no early update (install intel-microcode/amd64-microcode and rebuild the initramfs)",
+                         name="microcode_early_load")
 
 
 def _engineering_sample(cpu: CpuInfo, settings: MicrocodeSettings, findings: Findings) -> None:
@@ -163,16 +190,6 @@ def _engineering_sample(cpu: CpuInfo, settings: MicrocodeSettings, findings: Fin
     sentence = (f"engineering-sample CPU ('{cpu.model_name}'): pre-production silicon and microcode, "
                 f"known for freezes and errata")
     if settings.engineering_sample == "fail":
-        findings.problem(sentence)
+        findings.problem(sentence, name="engineering_sample")
     else:
-        findings.note("warning: " + sentence)
-
-
-def _vulnerabilities(node: Node, findings: Findings) -> None:
-    values = node.read_glob(node.sys_path("devices/system/cpu/vulnerabilities"), "*")
-    if not values:
-        return
-    findings.metric("vulnerabilities", dict(sorted(values.items())))
-    for name, state in sorted(values.items()):
-        if state.startswith("Vulnerable"):
-            findings.note(f"kernel reports the CPU vulnerable to {name}: {state}")
+        findings.warning(sentence)
