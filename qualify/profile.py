@@ -280,6 +280,13 @@ class SsdHealthSettings(_Strict):
     known_issues: list[KnownDriveIssue] = Field([], description="published drive defects besides qualify's own list")
 
 
+class DriveIdentitySettings(_Strict):
+    """What an NVMe drive says it is: namespace, LBA format, cache, firmware (nvme id-ctrl / id-ns / list)."""
+
+    min_namespace_share: float = Field(0.95, gt=0, le=1, description="namespace size / total NVM capacity below "
+                                                                      "this is a shrunk namespace")
+
+
 class SelftestSettings(_Strict):
     """The drives' own self-tests, started by qualify (read-only: a self-test does not write user data)."""
 
@@ -362,6 +369,7 @@ class Checks(_Strict):
     storage: StorageSettings = StorageSettings()
     ssd_health: SsdHealthSettings = SsdHealthSettings()
     selftest: SelftestSettings = SelftestSettings()
+    drive_identity: DriveIdentitySettings = DriveIdentitySettings()
     memory: MemorySettings = MemorySettings()
     idle_power: IdlePowerSettings = IdlePowerSettings()
     pcie: PcieSettings = PcieSettings()

@@ -10,7 +10,14 @@ import pytest
 from corpus import corpus_path
 from storage_loop import local_node, loop_devices
 
-from qualify.checks.selftest import SelftestEvidence, SelfTestRun, check_selftest, deltas, judge, new_entry
+from qualify.checks.selftest import (
+    SelftestEvidence,
+    SelfTestRun,
+    check_selftest,
+    deltas,
+    judge,
+    new_entry,
+)
 from qualify.findings import Findings
 from qualify.lab.drive import WORN_NODE, bin_dir, prepare_lab_drive, set_drive_case
 from qualify.parsers.smartctl import parse_smartctl_json
