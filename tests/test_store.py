@@ -69,7 +69,8 @@ def test_sigkill_of_a_real_run_loses_nothing_and_the_run_still_renders(workspace
             pass
     run_dir = workspace.runs("stuck")[0]
     kinds = [r["kind"] for r in read_records(run_dir)]
-    assert kinds[:3] == ["run_started", "inventory", "check_started"] and "run_finished" not in kinds
+    assert kinds[0] == "run_started" and kinds[-1] == "check_started" and "inventory" in kinds
+    assert "run_finished" not in kinds
 
     rendered = workspace.qualify("report", str(run_dir))
     assert rendered.returncode == 0, rendered.stderr
@@ -78,7 +79,7 @@ def test_sigkill_of_a_real_run_loses_nothing_and_the_run_still_renders(workspace
     assert verdict["checks"][0]["name"] == "microcode" and verdict["checks"][0]["outcome"] == "error"
     assert "did not finish" in verdict["checks"][0]["reasons"][0]
     html = (run_dir / "report.html").read_text()
-    assert "not finished" in html and "did not finish" in html
+    assert "did not finish" in html
     assert (workspace.reports / "index.html").is_file()
 
 
