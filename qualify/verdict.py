@@ -39,11 +39,8 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
     elif not started:  # which node, profile and labels are unknown: nothing to pass
         verdict = "incomplete"
         notes.append("the run has no run_started record")
-    elif "failed" in outcomes:
+    elif "failed" in outcomes or failing_events:  # or a freeze, a reboot, a kernel error the profile does not tolerate
         verdict = "fail"
-    elif failing_events:  # a freeze, a reboot or a kernel error the profile does not tolerate
-        verdict = "fail"
-        notes.append(f"{len(failing_events)} event(s) fail the run, first: {failing_events[0]['message']}")
     elif "error" in outcomes:
         verdict = "incomplete"
         notes.append("a check could not decide (error)")
@@ -56,6 +53,8 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
         notes.append("no check passed" if checks else "no check ran")
     else:
         verdict = "pass"
+    if failing_events:  # said whether or not a check failed too: a kernel fault is its own cause
+        notes.append(f"{len(failing_events)} event(s) fail the run, first: {failing_events[0]['message']}")
     if finished and finished.get("interrupted"):
         verdict = "incomplete"
         notes.append(f"the run was interrupted: {finished['interrupted']}")
