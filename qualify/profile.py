@@ -360,8 +360,23 @@ class PlatformSettings(_Strict):
     bios_version: str | None = Field(None, description="the BIOS version the node must run (dmi bios_version)")
 
 
+class CpuCorrectnessSettings(_Strict):
+    """Known-answer work pinned to each logical CPU in turn, then on all at once (silent data corruption)."""
+
+    stressors: list[str] = Field(["cpu", "hash", "memcpy", "zlib", "qsort", "crypt"], min_length=1,
+                                 description="stress-ng stressors that verify their results (--verify); those the "
+                                 "node's stress-ng cannot verify are named and left out")
+    cpu_method: str = Field("all", description="stress-ng --cpu-method: 'all' cycles every method")
+    per_cpu: Seconds = Field(60.0, gt=0, le=86400, description="known-answer work on each logical CPU "
+                             "(minutes per CPU for an acceptance run; OpenDCDiag-style fleets run longer)")
+    all_cpus: Seconds = Field(120.0, gt=0, le=86400, description="then on every CPU at once (heat, power, shared caches)")
+    retests: int = Field(2, ge=0, le=20, description="a CPU that fails is retested: reproducible fault or one-off")
+    pin_sample_interval: Seconds = Field(0.5, ge=0.1, le=60, description="how often the workers' CPU is read back")
+
+
 class Checks(_Strict):
     microcode: MicrocodeSettings = MicrocodeSettings()
+    cpu_correctness: CpuCorrectnessSettings = CpuCorrectnessSettings()
     thermal: ThermalSettings = ThermalSettings()
     soak: SoakSettings = SoakSettings()
     network: NetworkSettings = NetworkSettings()
