@@ -3,8 +3,8 @@
 import pytest
 
 from qualify.errors import UsageError
-from qualify.nightly import service_text
 from qualify.findings import Findings
+from qualify.nightly import service_text
 from qualify.report.trend import night, render_trend
 from qualify.store import RunStore
 
