@@ -48,8 +48,14 @@ class LoopDevices:
         self.attached.append((device, backing))
         return device
 
+    def stack(self, lower: str, offset: int = 0) -> str:
+        """A loop device over the device `lower`, from `offset` bytes on (as a VM image or a test might)."""
+        device = sh("losetup", "--find", "--show", "--partscan", "--offset", str(offset), lower).stdout.strip()
+        self.attached.append((device, Path(lower)))
+        return device
+
     def detach_all(self) -> None:
-        for device, backing in self.attached:
+        for device, backing in reversed(self.attached):  # what is stacked first
             sh("losetup", "-d", device, check=False)
         self.attached.clear()
 
@@ -73,8 +79,10 @@ def checksum(device: str) -> str:
     return digest.hexdigest()
 
 
-def local_node(**storage: object) -> LocalNode:
-    profile = Profile.model_validate({"host": "localhost", "checks": {"storage": storage}})
+def local_node(paths: dict | None = None, lock_wait: float | None = None, **storage: object) -> LocalNode:
+    """This machine as a node with `storage` as checks.storage (`paths.sysfs` also picks its run lock)."""
+    profile = Profile.model_validate({"host": "localhost", "checks": {"storage": storage}, "paths": paths or {},
+                                      **({"lock_wait": lock_wait} if lock_wait else {})})
     node = LocalNode("testnode", profile)
     node.open()
     return node

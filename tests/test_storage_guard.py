@@ -14,6 +14,7 @@ from qualify.profile import StorageDrive
 from qualify.storage import guard
 from qualify.storage import DriveNotFound, WriteRefused, block_devices, checked_for_writing, resolve_drive
 from qualify.storage.identity import normalize_wwn
+from qualify.storage.runner import run_fio
 
 KEY = "checks.storage.drives[0]"
 
@@ -174,3 +175,89 @@ def test_loop_without_marker_or_with_a_foreign_serial_has_none(loops, tmp_path):
 def test_wwn_spellings_agree():
     assert normalize_wwn("0x5002538E4097D3F1") == normalize_wwn("wwn-0x5002538e4097d3f1") == "5002538e4097d3f1"
     assert normalize_wwn("eui.0025388b91b2f9c1") == "0025388b91b2f9c1"
+
+
+# -- users the kernel does not list as holders (issue 17): stacked loops, any offset, openers
+
+
+def write_job(device: str, seconds: int = 2, size: str = "16M") -> list[str]:
+    """A small fio write job over the first `size` of the device (psync: no engine the kernel may lack)."""
+    return ["fio", "--name=guarded", f"--filename={device}", "--rw=write", "--bs=1M", "--direct=1", f"--size={size}",
+            "--time_based", f"--runtime={seconds}s", "--ioengine=psync", "--output-format=json", "--status-interval=1"]
+
+
+def test_loop_at_an_offset_with_a_mounted_filesystem_is_refused(loops, serial, tmp_path):
+    """The defect: nothing claims the lower device, so it looked free and a write job destroyed the upper fs."""
+    lower = loops.make(serial)
+    upper = loops.stack(lower, offset=1 << 20)
+    sh(*MKFS_EXT4, upper)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    sh("mount", "-o", "ro", upper, str(mountpoint))
+    try:
+        before = checksum(lower)
+        with pytest.raises(WriteRefused) as refused:
+            checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+        low, up = lower.removeprefix("/dev/"), upper.removeprefix("/dev/")
+        assert [r.rule for r in refused.value.refusals] == ["mounted", "stacked"]
+        assert f"mounted: {up} on {mountpoint} ({up} on {low})" in str(refused.value)
+        assert f"{up} on {low} at offset 1048576" in str(refused.value)
+        # and a write job asked for directly, as a check would run it, is refused too
+        node = local_node(drives=[{"serial": serial, "allow_destroy": True, "wipe": True}])
+        with pytest.raises(WriteRefused, match=r"\[stacked\]"):
+            run_fio(node, write_job(lower), 2, lambda _: None)
+        assert checksum(lower) == before
+    finally:
+        sh("umount", str(mountpoint))
+
+
+def test_loop_on_a_partition_is_refused(loops, serial):
+    device = loops.make(serial)
+    subprocess.run(["sfdisk", "--quiet", device], input="label: dos\n,32M,L\n", text=True, check=True,
+                   capture_output=True)
+    sh("partx", "--update", device, check=False)
+    upper = loops.stack(f"{device}p1", offset=4096)
+    before = checksum(device)
+    with pytest.raises(WriteRefused) as refused:
+        checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+    name = device.removeprefix("/dev/")
+    assert [r.rule for r in refused.value.refusals] == ["stacked"]
+    assert f"{upper.removeprefix('/dev/')} on {name}p1 at offset 4096" in str(refused.value)
+    assert checksum(device) == before
+
+
+def holding_open(device: str, mode: str) -> subprocess.Popen:
+    """A process of someone else's with the device open (`<>`: read-write, `<`: read-only), not exclusively."""
+    process = subprocess.Popen(["sh", "-c", f'exec 3{mode}"$1"; echo ready; exec sleep 60', "sh", device],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+@pytest.mark.parametrize("mode, shown", [("<>", "read-write"), ("<", "read-only")])
+def test_a_process_with_it_open_is_refused(loops, serial, mode, shown):
+    device = loops.make(serial)
+    before = checksum(device)
+    user = holding_open(device, mode)
+    try:
+        with pytest.raises(WriteRefused) as refused:
+            checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+        assert [r.rule for r in refused.value.refusals] == ["open"]
+        assert f"open by pid {user.pid} (sleep, {shown}) on {device.removeprefix('/dev/')}" in str(refused.value)
+    finally:
+        user.kill()
+        user.wait()
+    assert checksum(device) == before
+
+
+def test_a_process_with_a_stacked_device_open_is_refused(loops, serial):
+    lower = loops.make(serial)
+    upper = loops.stack(lower)
+    user = holding_open(upper, "<>")
+    try:
+        use = guard.device_use(local_node(), resolve_drive(local_node(), drive(serial)))
+        low, up = lower.removeprefix("/dev/"), upper.removeprefix("/dev/")
+        assert use.opened == [f"pid {user.pid} (sleep, read-write) on {up} ({up} on {low})"]
+    finally:
+        user.kill()
+        user.wait()

@@ -7,6 +7,7 @@ lock (qualify/node/lock.py): two runs of one node never load it at the same time
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -127,7 +128,7 @@ class Node(ABC):
         started = time.monotonic()
         load = is_load(argv)
         with self.exclusive(argv[0]) if load else nullcontext():
-            code, out, err = self._execute(list(argv), timeout_s, load)
+            code, out, err = self._execute(list(argv), timeout_s, self.lock_key if load else "")
         result = CommandResult(tuple(argv), code, out, err, time.monotonic() - started)
         if code == EXIT_TIMEOUT:
             raise CommandTimeout(self.name, result.command, timeout_s)
@@ -139,11 +140,11 @@ class Node(ABC):
             raise CommandFailed(self.name, result.command, code, err)
         return result
 
-    def _execute(self, argv: list[str], timeout_s: float, load: bool) -> tuple[int, bytes, str]:
-        """(returncode, stdout, stderr) of argv run on the node under the tether."""
+    def _execute(self, argv: list[str], timeout_s: float, lock_key: str) -> tuple[int, bytes, str]:
+        """(returncode, stdout, stderr) of argv run on the node under the tether (a load with the lock key)."""
         tie, ours = os.pipe()  # the tether's stdin: closed by us when done, or by the kernel when we die
         try:
-            proc = subprocess.Popen(self._popen_argv(tethered(argv, timeout_s, KILL_GRACE_S, load)), stdin=tie,
+            proc = subprocess.Popen(self._popen_argv(tethered(argv, timeout_s, KILL_GRACE_S, lock_key)), stdin=tie,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except FileNotFoundError as missing:  # no perl/ssh on this machine
             os.close(ours)
@@ -181,12 +182,17 @@ class Node(ABC):
             self._lock.acquire(argv[0])
             release = self._lock.release
         try:
-            command = self._popen_argv(tethered(list(argv), 0, KILL_GRACE_S, load))
+            command = self._popen_argv(tethered(list(argv), 0, KILL_GRACE_S, self.lock_key if load else ""))
             return NodeProcess(self.name, list(argv), command, release)
         except BaseException:
             if release:
                 release()
             raise
+
+    @property
+    def lock_key(self) -> str:
+        """Which node's run lock is ours: its tree, with the node's network namespace (lock.py)."""
+        return hashlib.sha256(self.paths.sysfs.encode()).hexdigest()[:12]
 
     @contextmanager
     def exclusive(self, purpose: str) -> Iterator[None]:

@@ -1,10 +1,12 @@
 """The node's run lock: two runs of one node never write to it or load it at the same time.
 
-The lock is an flock on a file on the node (`/run/qualify/node-<netns>.run`), held by a small
+The lock is an flock on a file on the node (`/run/qualify/node-<netns>-<key>.run`), held by a small
 process there for as long as the lock is held; it runs under the tether, so the lock goes when the
-run does, SIGKILL of the controller included. The file is named after the node's network namespace:
-one per machine whatever name or address a profile reaches it by, and one per lab node (the lab's
-nodes share this machine's kernel but each has its own namespace). The holder writes who it is into
+run does, SIGKILL of the controller included. The file is named after the node's network namespace
+and the tree its profile reads (`paths.sysfs`, /sys for every real node): one per machine whatever
+name or address a profile reaches it by, one per lab node (the lab's nodes share this machine's
+kernel but each has its own namespace), one per prepared tree. A waiting run blocks in flock(2),
+so it gets the lock as soon as the holder lets go, before that run can take it again. The holder writes who it is into
 the file, so a second run that waited `lock_wait` in vain names the first: what it was doing, its
 pid, controller host, command line and since when.
 
@@ -17,6 +19,7 @@ end within seconds, is gone before the next run's first load starts.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import socket
@@ -34,14 +37,14 @@ if TYPE_CHECKING:
 LOAD_TOOLS = frozenset({"fio", "stress-ng", "stressapptest"})
 EXIT_HELD = 75  # EX_TEMPFAIL: another run holds the lock
 
-# $1 how long to wait (s), $2 who we are. The run lock taken, it waits (in the same time) until the
+# $1 the node's lock key, $2 how long to wait (s), $3 who we are. The run lock taken, it waits (in the same time) until the
 # load lock can be taken exclusively: no load of an earlier run (fio, stress-ng, a device hold, each
 # holding it shared under its tether) is left on the node - a killed run's tethers are still ending
 # them. Prints "waiting <owner>" once, then "locked <file>" or "held <owner>" (exit 75).
 _SOURCE = r"""
 use strict; use Fcntl qw(:flock O_RDWR O_CREAT);
 $| = 1;
-my ($wait, $owner) = @ARGV;
+my ($lockkey, $wait, $owner) = @ARGV;
 LOCKS
 -d $lockdir && -o $lockdir or do { print "error $lockdir is not a folder of ours\n"; exit 1 };
 my ($run, $load);
@@ -49,16 +52,16 @@ for (["run", \$run], ["load", \$load]) {
   sysopen(${$_->[1]}, "$lockbase.$_->[0]", O_RDWR | O_CREAT, 0600) or do { print "error $lockbase.$_->[0]: $!\n"; exit 1 };
 }
 sub owner { seek($run, 0, 0); my $text = <$run> // ''; chomp $text; $text || 'another run (starting)' }
-my $until = time() + $wait;
-my $told = 0;
+my $what = '';
+$SIG{ALRM} = sub { print 'held ', owner(), "$what\n"; exit 75 };
+alarm($wait);
 for ([$run, ''], [$load, ' (its loads are still ending)']) {
-  my ($fh, $what) = @$_;
-  until (flock($fh, LOCK_EX | LOCK_NB)) {
-    if (time() >= $until) { print 'held ', owner(), "$what\n"; exit 75 }
-    print 'waiting ', owner(), "$what\n" unless $told++;
-    select(undef, undef, undef, 0.1);
-  }
+  my $fh = $_->[0]; $what = $_->[1];
+  next if flock($fh, LOCK_EX | LOCK_NB);
+  print 'waiting ', owner(), "$what\n";
+  flock($fh, LOCK_EX);
 }
+alarm(0);
 flock($load, LOCK_UN);
 truncate($run, 0); seek($run, 0, 0); syswrite($run, "$owner, lock held by pid $$ on the node\n");
 print "locked $lockbase.run\n";
@@ -113,7 +116,7 @@ def _owner(node: Node, purpose: str) -> str:
 
 def _take(node: Node, purpose: str) -> NodeProcess:
     wait = node.profile.lock_wait
-    holder = node.spawn(["perl", "-e", SOURCE, f"{wait:g}", _owner(node, purpose)])
+    holder = node.spawn(["perl", "-e", SOURCE, node.lock_key, str(max(1, math.ceil(wait))), _owner(node, purpose)])
     problem = ""
     for line in holder.lines():
         kind, _, text = line.partition(" ")

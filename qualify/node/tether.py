@@ -20,27 +20,29 @@ TETHER_TAG = "qualify-tether"
 EXIT_TIMEOUT = 124
 EXIT_STOPPED = 143  # stopped by the tether (end of the channel or a signal): as if by SIGTERM
 
-# Where the node's lock files live (qualify/node/lock.py), named after its network namespace: one
-# per machine, one per lab node. As root in /run, else in a private folder of ours.
+# Where the node's lock files live (qualify/node/lock.py): named after its network namespace and
+# $lockkey (from the tree the profile reads: /sys for every real node), so one per machine, one per
+# lab node, one per prepared tree. As root in /run, else in a private folder of ours.
 LOCK_FILES = r"""
 my ($net) = (readlink('/proc/self/ns/net') // '') =~ /(\d+)/;
 my $lockdir = -w '/run' ? '/run/qualify' : ($ENV{TMPDIR} || '/tmp') . "/qualify-lock-$<";
 mkdir($lockdir, 0700);
-my $lockbase = "$lockdir/node-" . ($net // 0);
+$lockkey =~ s/[^0-9a-f]//g;
+my $lockbase = "$lockdir/node-" . ($net // 0) . "-$lockkey";
 """
 
-# $1 time limit in seconds (0: none), $2 grace between SIGTERM and SIGKILL, $3 1 for a load (it
-# holds the node's load lock shared while it lives: a new run waits for the end of the load of the
-# run before it, see lock.py), then the command.
+# $1 time limit in seconds (0: none), $2 grace between SIGTERM and SIGKILL, $3 the node's lock key
+# for a load, else empty (a load holds the node's load lock shared while it lives: a new run waits
+# for the end of the loads of the run before it, see lock.py), then the command.
 # Perl's time() counts whole seconds: the limit is never early, up to a second late. Orphans of the
 # group count only while they are not zombies (a slow init may take its time to reap them).
 # select() with a fallback timeout: SIGCHLD interrupts it (no SA_RESTART under Perl's safe
 # signals); the timeout only covers a SIGCHLD that lands just before select is entered.
 _SOURCE = r"""
 use strict; use POSIX (); use Fcntl qw(:flock O_RDWR O_CREAT);
-my ($limit, $grace, $load, @cmd) = @ARGV;
+my ($limit, $grace, $lockkey, @cmd) = @ARGV;
 my $loadlock;
-if ($load) {
+if ($lockkey ne '') {
 LOCKS
   -o $lockdir and sysopen($loadlock, "$lockbase.load", O_RDWR | O_CREAT, 0600) and flock($loadlock, LOCK_SH);
 }
@@ -99,6 +101,9 @@ exit(($status & 127) ? 128 + ($status & 127) : $status >> 8);
 SOURCE = " ".join(line.strip() for line in _SOURCE.strip().splitlines())  # one line: shorter on the wire
 
 
-def tethered(argv: list[str], time_limit_s: float = 0, grace_s: float = 5, load: bool = False) -> list[str]:
-    """argv run under the tether on the node: ended with the channel, or after time_limit_s (0: never)."""
-    return ["perl", "-e", SOURCE, f"{time_limit_s:g}", f"{grace_s:g}", "1" if load else "0", *argv]
+def tethered(argv: list[str], time_limit_s: float = 0, grace_s: float = 5, lock_key: str = "") -> list[str]:
+    """argv run under the tether on the node: ended with the channel, or after time_limit_s (0: never).
+
+    With the node's lock_key it is a load: it holds the node's load lock (shared) while it lives.
+    """
+    return ["perl", "-e", SOURCE, f"{time_limit_s:g}", f"{grace_s:g}", lock_key, *argv]

@@ -109,7 +109,7 @@ def run_fio(node: Node, argv: list[str], runtime_s: float, on_progress: Callable
     A job that writes to a device holds it for its whole length (WriteRefused when the guard says no).
     """
     device = written_device(argv)
-    with node.exclusive("fio"), held_for_writing(node, *drive_at(node, device)) if device else nullcontext():
+    with node.exclusive(f"fio writing to {device}" if device else "fio"), held_for_writing(node, *drive_at(node, device)) if device else nullcontext():
         return _stream(node, argv, runtime_s, on_progress)
 
 
