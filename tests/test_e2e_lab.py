@@ -11,7 +11,7 @@ from qualify.errors import CommandTimeout, ToolMissing
 from qualify.node import SshNode, connect
 from qualify.overlays import resolve_profile
 
-from conftest import REPO
+from helpers import REPO
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from qualify.lab import cgroup as lab_cgroup
 from qualify.lab import freeze_node, node_frozen, thaw_node
 from qualify.parsers.microcode_firmware import parse_intel_microcode
 
-from conftest import free_subnet, test_lab_config
+from helpers import free_subnet, test_lab_config
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "microcode"
 IS_ROOT = os.geteuid() == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from qualify.lab import NodeSpec
 from qualify.lab.thermal_model import set_cooler, start_model, stop_model
 from qualify.telemetry import Telemetry, telemetry_from_records
