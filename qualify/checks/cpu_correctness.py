@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from qualify.durations import format_duration
 from qualify.findings import Findings
 from qualify.node import Node
-from qualify.parsers.cpu_topology import LogicalCpu, topology
+from qualify.parsers.cpu_topology import LogicalCpu, parse_cpulist, topology
 from qualify.parsers.ps import parse_ps_psr
 from qualify.profile import CpuCorrectnessSettings, Profile
 from qualify.store import RunStore
@@ -56,6 +56,7 @@ class Evidence:
     unverifiable: list[str]
     per_cpu: list[CpuEvidence]
     all_cpus: Attempt | None
+    unavailable: list[LogicalCpu] = field(default_factory=list)  # online, but not in our processes' affinity
 
 
 def _job(settings: CpuCorrectnessSettings, stressors: list[str], seconds: float, cpu: int | None) -> StressJob:
@@ -100,6 +101,12 @@ def collect(node: Node, settings: CpuCorrectnessSettings, store: RunStore) -> Ev
     files = node.read_glob(cpu_dir, "cpu[0-9]*/topology/core_id cpu[0-9]*/topology/physical_package_id")
     cpus = topology(online, files, node.read_text(f"{sysfs}/devices/cpu_core/cpus"),
                     node.read_text(f"{sysfs}/devices/cpu_atom/cpus"))
+    # The kernel's own view of where our processes may run (a cpuset or affinity mask can hide CPUs)
+    status = node.run(["cat", "/proc/self/status"], check=False).stdout
+    allowed_line = next((line for line in status.splitlines() if line.startswith("Cpus_allowed_list:")), None)
+    allowed = set(parse_cpulist(allowed_line.split(":", 1)[1])) if allowed_line else {c.cpu for c in cpus}
+    unavailable = [c for c in cpus if c.cpu not in allowed]
+    cpus = [c for c in cpus if c.cpu in allowed]
     listed = node.run(["stress-ng", "--verifiable"], check=False)
     verifiable = set(listed.stdout.split()) if listed.returncode == 0 else set(settings.stressors)
     stressors = [s for s in settings.stressors if s in verifiable]
@@ -115,7 +122,7 @@ def collect(node: Node, settings: CpuCorrectnessSettings, store: RunStore) -> Ev
             per_cpu.append(evidence)
     everything = _attempt(node, _job(settings, stressors, settings.all_cpus, None), settings.pin_sample_interval,
                           store, "all-cpus") if stressors else None
-    return Evidence(stressors, unverifiable, per_cpu, everything)
+    return Evidence(stressors, unverifiable, per_cpu, everything, unavailable)
 
 
 def judge(evidence: Evidence, settings: CpuCorrectnessSettings, findings: Findings) -> None:
@@ -128,6 +135,11 @@ def judge(evidence: Evidence, settings: CpuCorrectnessSettings, findings: Findin
     findings.note(f"known-answer work ({', '.join(evidence.stressors)}, --verify) for "
                   f"{format_duration(settings.per_cpu)} on each of {len(evidence.per_cpu)} logical CPUs in turn, "
                   f"then {format_duration(settings.all_cpus)} on all at once")
+    if evidence.unavailable:
+        findings.not_qualified(
+            f"{len(evidence.unavailable)} online CPU(s) are outside the affinity of qualify's processes on the node "
+            f"and were not tested: {', '.join(c.label for c in evidence.unavailable)}",
+            "run qualify's node commands without a cpuset/affinity limit (e.g. outside a container)")
     unpinned = []
     for item in evidence.per_cpu:
         wrong = [a for a in (item.first, *item.retests) if a.wrong]
