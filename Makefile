@@ -18,7 +18,7 @@ DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools
 # begins with '-' is not read as an option either. qualify itself then checks what each value may be.
 # make exports command-line variables itself, expanding them on the way ($(shell ...) in a value would
 # run): only the QUALIFY_ARG_ copies go to the environment.
-unexport NODE PROFILE CHECKS DURATION LABEL AT RUN RUNS OUTPUT PEERS FORCE DIFF
+unexport NODE PROFILE CHECKS DURATION LABEL AT RUN RUNS OUTPUT PEERS FORCE DIFF NODES GOLDEN
 export QUALIFY_ARG_NODE := $(value NODE)
 export QUALIFY_ARG_PROFILE := $(value PROFILE)
 export QUALIFY_ARG_CHECKS := $(value CHECKS)
@@ -29,6 +29,8 @@ export QUALIFY_ARG_RUN := $(value RUN)
 export QUALIFY_ARG_RUNS := $(value RUNS)
 export QUALIFY_ARG_OUTPUT := $(value OUTPUT)
 export QUALIFY_ARG_PEERS := $(value PEERS)
+export QUALIFY_ARG_NODES := $(value NODES)
+export QUALIFY_ARG_GOLDEN := $(value GOLDEN)
 QUALIFY_ARG_FORCE := $(value FORCE)
 QUALIFY_ARG_DIFF := $(value DIFF)
 
@@ -39,10 +41,10 @@ DURATION_OPT = $(if $(QUALIFY_ARG_DURATION),"--duration=$$QUALIFY_ARG_DURATION")
 LABEL_OPT = $(if $(QUALIFY_ARG_LABEL),"--label=$$QUALIFY_ARG_LABEL")
 RUN_OPTS = $(PROFILE_OPT) $(CHECKS_OPT) $(DURATION_OPT) $(LABEL_OPT)
 
-.PHONY: help install tools test demo profile qualify soak nightly report export compare lab-up lab-down bench
+.PHONY: help install tools test demo profile qualify soak nightly report export compare cluster lab-up lab-down bench
 
 help:
-	@echo "make test | demo | profile NODE=<name> [PEERS=a,b FORCE=1 DIFF=1] | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | lab-up | lab-down | bench"
+	@echo "make test | demo | profile NODE=<name> [PEERS=a,b FORCE=1 DIFF=1] | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | cluster NODES=\"a b c\" | lab-up | lab-down | bench"
 
 install: $(VENV)/.installed
 
@@ -97,6 +99,10 @@ export: install
 compare: install
 	@[ -n "$$QUALIFY_ARG_RUNS" ] || { echo "usage: make compare RUNS=\"reports/<node>/<run-id> reports/<node>/<run-id> ...\""; exit 2; }
 	$(QUALIFY) compare -- "$$QUALIFY_ARG_RUNS"
+
+cluster: install
+	@[ -n "$$QUALIFY_ARG_NODES" ] || { echo "usage: make cluster NODES=\"pve1 pve2 pve3\" [GOLDEN=pve1]"; exit 2; }
+	$(QUALIFY) cluster $(if $(QUALIFY_ARG_GOLDEN),"--golden=$$QUALIFY_ARG_GOLDEN") -- "$$QUALIFY_ARG_NODES"
 
 lab-up: install tools
 	$(QUALIFY) lab up

@@ -289,7 +289,9 @@ def _cluster(args: argparse.Namespace) -> int:
     from qualify.cluster.view import ClusterOptions, write_cluster
     from qualify.store import reports_dir
 
-    nodes = [n for item in args.nodes for n in item.split()]
+    nodes = _node_names(args.nodes)
+    if args.golden:
+        check_node_name(args.golden)
     if not 0 < args.tolerance < 10:
         raise UsageError(f"--tolerance {args.tolerance}: expected a share like 0.1 (10 %)")
     if args.run:
