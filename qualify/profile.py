@@ -86,12 +86,12 @@ def _absolute(value: str | None) -> str | None:
 
 class SshSettings(_Strict):
     config_file: str | None = Field(None, description="ssh_config file passed to ssh -F")
-    user: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    identity_file: str | None = None
-    known_hosts_file: str | None = None
-    strict_host_key_checking: bool = True
-    connect_timeout: Seconds = Field(10.0, gt=0)
+    user: str | None = Field(None, description="login name (ssh -l); default: ssh's own (its config, then yours)")
+    port: int | None = Field(None, ge=1, le=65535, description="ssh port (ssh -p); default: ssh's own, 22")
+    identity_file: str | None = Field(None, description="private key file (ssh -i)")
+    known_hosts_file: str | None = Field(None, description="known_hosts file instead of ~/.ssh/known_hosts")
+    strict_host_key_checking: bool = Field(True, description="refuse a host whose key is unknown or changed")
+    connect_timeout: Seconds = Field(10.0, gt=0, description="ssh ConnectTimeout of every connection")
 
     _abs = field_validator("config_file", "identity_file", "known_hosts_file")(_absolute)
 
@@ -99,9 +99,9 @@ class SshSettings(_Strict):
 class Paths(_Strict):
     """Where the checks read the node's kernel interfaces; a prepared tree for tests and the lab."""
 
-    sysfs: str = "/sys"
-    procfs: str = "/proc"
-    firmware: str = "/lib/firmware"
+    sysfs: str = Field("/sys", description="absolute path of the node's sysfs")
+    procfs: str = Field("/proc", description="absolute path of the node's procfs")
+    firmware: str = Field("/lib/firmware", description="where the node's microcode files are (intel-ucode/, amd-ucode/)")
     kernel_log: str | None = Field(None, description="file to read the kernel log from instead of journalctl/dmesg")
 
     _abs = field_validator("sysfs", "procfs", "firmware", "kernel_log")(_absolute)
@@ -109,9 +109,11 @@ class Paths(_Strict):
 
 class MicrocodeSettings(_Strict):
     min_revision: Revision | None = Field(None, description="lowest acceptable running revision")
-    require_early_load: bool = False
-    compare_firmware_files: bool = True
-    engineering_sample: Literal["warn", "fail"] = "warn"
+    require_early_load: bool = Field(False, description="fail when the kernel log shows no early (initramfs) "
+                                                      "microcode update and the CPUs lack the newest offered revision")
+    compare_firmware_files: bool = Field(True, description="compare the running revision with the newest the "
+                                                          "node's firmware files offer (never in a VM)")
+    engineering_sample: Literal["warn", "fail"] = Field("warn", description="an engineering-sample CPU is a warning or fails")
 
 
 class NetworkLink(_Strict):
@@ -408,9 +410,9 @@ class KernelLogSettings(_Strict):
 class WatchSettings(_Strict):
     """The freeze watch that runs beside every check (qualify/watch)."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="watch for freezes and reboots during every run")
     # below 0.2 s the controller's own scheduling jitter reads as a freeze of a healthy node
-    heartbeat_interval: Seconds = Field(1.0, ge=0.2)
+    heartbeat_interval: Seconds = Field(1.0, ge=0.2, description="time between the node's heartbeat lines")
     missed_heartbeats: int = Field(3, ge=2, description="a gap of this many intervals is a freeze")
     probe_interval: Seconds = Field(5.0, ge=0.2, description="independent reachability probe (new TCP connection)")
     last_lines: int = Field(50, ge=1, description="kernel-log/pstore lines attached to a freeze or reboot")
@@ -455,15 +457,16 @@ DEFAULT_REQUIRE = ("microcode", "thermal", "memory", "storage", "ssd_health", "n
 
 class Profile(_Strict):
     host: str = Field(description="localhost/local, or an SSH destination (~/.ssh/config aliases work)")
-    description: str = ""
-    labels: dict[str, str] = {}
+    description: str = Field("", description="free text about the node, for the reader of the profile")
+    labels: dict[str, str] = Field({}, description="key: value recorded with every run (and --label on top)")
     duration: Seconds | None = Field(None, gt=0, description="overrides the length of long checks")
     require: list[str] | Literal["all"] = Field(
         [], description="checks that must run: one of them skipped ends the run incomplete (exit 2); `all`: every "
                         "check that ran")
     peers: list[str] = Field([], description="nodes at the far end of this node's links; with no checks.network.links "
                                              "the links to them are found at run start by asking them their addresses")
-    command_timeout: Seconds = Field(120.0, gt=0)
+    command_timeout: Seconds = Field(120.0, gt=0, description="a node command that gives no own timeout is "
+                                                             "stopped after this long")
     lock_wait: Seconds = Field(60.0, gt=0, description="how long a run waits for another run of the node to finish "
                                                        "its writes or load before it refuses (qualify/node/lock.py)")
     ssh: SshSettings = SshSettings()
