@@ -101,7 +101,7 @@ class Paths(_Strict):
 
     sysfs: str = Field("/sys", description="absolute path of the node's sysfs")
     procfs: str = Field("/proc", description="absolute path of the node's procfs")
-    firmware: str = Field("/lib/firmware", description="where the node's microcode files are (intel-ucode/, amd-ucode/)")
+    firmware: str = Field("/lib/firmware", description="the node's microcode files (intel-ucode/, amd-ucode/)")
     kernel_log: str | None = Field(None, description="file to read the kernel log from instead of journalctl/dmesg")
 
     _abs = field_validator("sysfs", "procfs", "firmware", "kernel_log")(_absolute)
@@ -113,7 +113,7 @@ class MicrocodeSettings(_Strict):
                                                       "microcode update and the CPUs lack the newest offered revision")
     compare_firmware_files: bool = Field(True, description="compare the running revision with the newest the "
                                                           "node's firmware files offer (never in a VM)")
-    engineering_sample: Literal["warn", "fail"] = Field("warn", description="an engineering-sample CPU is a warning or fails")
+    engineering_sample: Literal["warn", "fail"] = Field("warn", description="an engineering-sample CPU: warn or fail")
 
 
 class NetworkLink(_Strict):
