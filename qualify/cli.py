@@ -89,11 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     prepare.set_defaults(func=_prepare)
 
     profile = verbs.add_parser("profile", help="print a node's profile merged; `profile init NODE` writes one "
-                                               "from the live node (make profile)")
-    profile.add_argument("words", nargs="+", metavar="[init] NODE")
+                                               "from the live node (make profile); `profile reference`: every key")
+    profile.add_argument("words", nargs="+", metavar="[init] NODE | reference")
     profile.add_argument("--profile", help="profile file instead of profiles/<node>.yaml")
     profile.add_argument("--peers", help="init: the nodes at the far ends of its links, a,b (asked for their addresses)")
-    profile.add_argument("--output", type=Path, help="init: file to write (default profiles/<node>.yaml)")
+    profile.add_argument("--output", type=Path, help="init: file to write (default profiles/<node>.yaml); "
+                                                     "reference: file to write (default: print it)")
     profile.add_argument("--force", action="store_true", help="init: overwrite an existing file")
     profile.add_argument("--diff", action="store_true", help="init: show the difference to the existing file, write nothing")
     profile.set_defaults(func=_profile)
@@ -353,13 +354,28 @@ def _profile(args: argparse.Namespace) -> int:
 
     if args.words[0] == "init" and len(args.words) == 2:
         return _profile_init(args.words[1], args)
+    if args.words == ["reference"] and not (args.peers or args.force or args.diff):
+        return _profile_reference(args.output)
     if len(args.words) != 1 or args.peers or args.output or args.force or args.diff:
         raise UsageError("usage: qualify profile NODE [--profile F] | qualify profile init NODE [--peers a,b] "
-                         "[--output F] [--force] [--diff]")
+                         "[--output F] [--force] [--diff] | qualify profile reference [--output F]")
     args.node = check_node_name(args.words[0])
     loaded = resolve_profile(args.node, args.profile)
     print(f"# {args.node}: " + " <- ".join(reversed(loaded.sources)))
     print(yaml.safe_dump(loaded.profile.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def _profile_reference(output: Path | None) -> int:
+    """Every profile key with type, default, bounds and description (docs/profile-reference.md is this)."""
+    from qualify.docs import profile_reference
+
+    text = profile_reference()
+    if output:
+        output.write_text(text)
+        print(output)
+    else:
+        print(text, end="")
     return 0
 
 
