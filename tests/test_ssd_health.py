@@ -10,11 +10,21 @@ import pytest
 from corpus import corpus_path
 from storage_loop import local_node, loop_devices
 
-from qualify.checks.ssd_health import DriveEvidence, check_ssd_health, judge, judge_health, judge_pcie_link
+from qualify.checks.ssd_health import (
+    DriveEvidence,
+    check_ssd_health,
+    judge,
+    judge_health,
+    judge_pcie_link,
+)
 from qualify.findings import Findings
 from qualify.lab.drive import WORN_NODE, bin_dir, prepare_lab_drive, set_drive_case
 from qualify.parsers.lspci import parse_lspci_vv
-from qualify.parsers.smartctl import DriveHealth, parse_smartctl_json, parse_smartctl_text
+from qualify.parsers.smartctl import (
+    DriveHealth,
+    parse_smartctl_json,
+    parse_smartctl_text,
+)
 from qualify.profile import KnownDriveIssue, Profile, SsdHealthSettings, StorageDrive
 from qualify.storage.figures import DriveJudgement
 from qualify.storage.known_issues import KnownIssues, builtin_issues
@@ -208,7 +218,7 @@ def run_check(drives: list[dict], tmp_path) -> Findings:
 
 
 def test_lab_drives_healthy_accepted_worn_rejected(lab_like_drives, tmp_path):
-    (healthy, worn), _ = lab_like_drives
+    (healthy, _), _ = lab_like_drives
     findings = run_check([healthy], tmp_path)
     assert findings.metrics["verdicts"] == {healthy["serial"]: "accept"}
     assert not findings.problems

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from test_e2e_lab import lab_workspace  # noqa: F401  (the lab with the repo's profiles)
+
 from qualify.lab.drive import WORN_NODE, lab_drive_serial, set_drive_case
 from qualify.lab.lab import lab_status
 

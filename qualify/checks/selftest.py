@@ -122,9 +122,12 @@ def collect(node: Node, drive: StorageDrive, settings: SelftestSettings, budget:
     samples = run_store.samples(STREAM)
     for kind in kinds:
         expected = short_s if kind == "short" else 60 * (extended or 0)
+
+        def progress(remaining: int | None, kind: str = kind) -> None:
+            samples.append({"t": time.time(), "drive": label, "test": kind, "remaining_percent": remaining})
+
         ev.runs.append(runner.run(kind, expected * settings.slack + settings.poll_interval, settings.poll_interval,
-                                  lambda remaining, k=kind: samples.append(
-                                      {"t": time.time(), "drive": label, "test": k, "remaining_percent": remaining})))
+                                  progress))
         if ev.runs[-1].passed is None and "could not start" in ev.runs[-1].result:
             break
     ev.after = _health(node, device, run_store, f"selftest-{label}-after.json")
