@@ -61,8 +61,8 @@ def loopback_sshd(folder: Path) -> Iterator[LoopbackSshd]:
     config.write_text(sshd_config_text(f"127.0.0.1:{port}", folder / "host_key", folder / "sshd.pid",
                                        folder / "authorized_keys"))
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
-    log = open(folder / "sshd.log", "wb")
-    sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    with open(folder / "sshd.log", "wb") as log:  # sshd has its own copy
+        sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -81,4 +81,3 @@ def loopback_sshd(folder: Path) -> Iterator[LoopbackSshd]:
         except subprocess.TimeoutExpired:
             sshd.kill()
             sshd.wait()
-        log.close()

@@ -38,8 +38,7 @@ class LoopDevices:
         with open(backing, "wb") as f:
             if fill:
                 block = hashlib.sha256(str(backing).encode()).digest() * (1 << 15)  # 1 MiB of pattern
-                for _ in range(size_mib):
-                    f.write(block)
+                f.writelines(block for _ in range(size_mib))
             else:
                 f.truncate(size_mib << 20)
         if serial is not None:

@@ -11,8 +11,14 @@ from storage_loop import MKFS_EXT4, checksum, local_node, loop_devices, sh
 
 from qualify.parsers.wipefs import parse_wipefs_json
 from qualify.profile import StorageDrive
-from qualify.storage import guard
-from qualify.storage import DriveNotFound, WriteRefused, block_devices, checked_for_writing, resolve_drive
+from qualify.storage import (
+    DriveNotFound,
+    WriteRefused,
+    block_devices,
+    checked_for_writing,
+    guard,
+    resolve_drive,
+)
 from qualify.storage.identity import normalize_wwn
 from qualify.storage.runner import run_fio
 

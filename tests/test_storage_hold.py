@@ -122,9 +122,8 @@ def test_a_write_the_guard_did_not_allow_never_starts(loops, serial, tmp_path):
 
 def test_a_device_held_by_someone_else_exclusively_is_not_written(loops, serial, tmp_path):
     device = loops.make(serial)
-    other = subprocess.Popen(["perl", "-e", 'use Fcntl; sysopen(my $f, $ARGV[0], O_RDONLY|O_EXCL) or die; '
-                                            '$| = 1; print "ready\\n"; sleep 60', device], stdout=subprocess.PIPE,
-                             text=True)
+    holder = 'use Fcntl; sysopen(my $f, $ARGV[0], O_RDONLY|O_EXCL) or die; $| = 1; print "ready\\n"; sleep 60'
+    other = subprocess.Popen(["perl", "-e", holder, device], stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "ready"
         with pytest.raises(WriteRefused, match=rf"\[open\] open by pid {other.pid} \(perl, read-only\)"):

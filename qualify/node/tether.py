@@ -5,12 +5,13 @@ not). The watchdog starts the command in a process group of its own and then wat
 stdin, which is the controller's end of the channel: a pipe held by the controller (local node) or
 the ssh session (remote node). When the controller exits or is killed (SIGKILL included: the kernel
 closes its pipes), the ssh master dies, or the connection drops, that stdin reaches end-of-file and
-the watchdog ends the whole group: SIGTERM, SIGKILL after the grace. The same happens on a time
-limit (exit 124, as coreutils `timeout`) and on SIGTERM/SIGINT/SIGHUP to the watchdog. When the
-command ends by itself, what is left of its group (a worker it forked) is ended too.
+the watchdog ends everything the command started (its process group, and whatever it forked even
+into a session of its own): SIGTERM, SIGKILL after the grace. The same happens on a time limit
+(exit 124, as coreutils `timeout`) and on SIGTERM/SIGINT/SIGHUP to the watchdog. When the command
+ends by itself, what is left of it (a worker it forked) is ended too.
 
-The command's stdin is /dev/null, its signals at their defaults (whatever the caller ignored); its stdout and stderr are the channel's, untouched. Its exit
-status comes back as a shell reports it (128 + signal number when a signal ended it); 127 with
+The command's stdin is /dev/null, its signals at their defaults (whatever the caller ignored); its
+stdout and stderr are the channel's, untouched. Its exit status comes back as a shell reports it (128 + signal number when a signal ended it); 127 with
 "<tool>: No such file or directory" when it cannot be started.
 """
 
@@ -34,18 +35,30 @@ my $lockbase = "$lockdir/node-" . ($net // 0) . "-$lockkey";
 # $1 time limit in seconds (0: none), $2 grace between SIGTERM and SIGKILL, $3 the node's lock key
 # for a load, else empty (a load holds the node's load lock shared while it lives: a new run waits
 # for the end of the loads of the run before it, see lock.py), then the command.
-# Perl's time() counts whole seconds: the limit is never early, up to a second late. Orphans of the
-# group count only while they are not zombies (a slow init may take its time to reap them).
-# select() with a fallback timeout: SIGCHLD interrupts it (no SA_RESTART under Perl's safe
-# signals); the timeout only covers a SIGCHLD that lands just before select is entered.
+# What is ours: the command's process group, and every process below the tether - which is a child
+# subreaper (prctl PR_SET_CHILD_SUBREAPER, where the syscall number is known), so what a command
+# forked stays below it even after setsid() and the death of its parent (fio's job processes do
+# both). Zombies do not count. The tether leaves only once all of it is gone, SIGKILLed processes
+# stuck in I/O included (up to a bound), so a load's lock is let go only when the load has stopped.
+# POSIX.pm is not loaded: it alone would take most of the tether's start-up (1 is WNOHANG).
+# Perl's time() counts whole seconds: the limit is never early, up to a second late. SIGCHLD
+# interrupts select() (no SA_RESTART under Perl's safe signals); its timeout covers a SIGCHLD that
+# lands just before select is entered. A command that ended leaving no child and no group member
+# behind needs no look through /proc.
 _SOURCE = r"""
-use strict; use POSIX (); use Fcntl qw(:flock O_RDWR O_CREAT);
+use strict; use Config;
 my ($limit, $grace, $lockkey, @cmd) = @ARGV;
 my $loadlock;
 if ($lockkey ne '') {
+  require Fcntl;
 LOCKS
-  -o $lockdir and sysopen($loadlock, "$lockbase.load", O_RDWR | O_CREAT, 0600) and flock($loadlock, LOCK_SH);
+  -o $lockdir and sysopen($loadlock, "$lockbase.load", Fcntl::O_RDWR() | Fcntl::O_CREAT(), 0600)
+    and flock($loadlock, Fcntl::LOCK_SH());
 }
+my %prctl = (x86_64 => 157, aarch64 => 167, riscv64 => 167, ppc64le => 171, s390x => 172);
+my ($arch) = $Config{archname} =~ /^([^-]+)/;
+my $prctl = $prctl{$arch};
+syscall($prctl, 36, 1, 0, 0, 0) if $prctl;
 my $pid = fork;
 defined $pid or do { print STDERR "TAG: fork: $!\n"; exit 126 };
 if (!$pid) {
@@ -54,17 +67,18 @@ if (!$pid) {
   open(STDIN, '<', '/dev/null');
   exec { $cmd[0] } @cmd;
   print STDERR "$cmd[0]: $!\n";
-  POSIX::_exit(127);
+  exit 127;
 }
 setpgrp($pid, $pid);
 my ($why, $status) = ('', undef);
 $SIG{CHLD} = sub {};
 $SIG{$_} = sub { $why ||= 'signal' } for qw(TERM INT HUP);
 $SIG{PIPE} = 'IGNORE';
-my $until = $limit > 0 ? time() + POSIX::ceil($limit) + 1 : 0;
+sub reap { while ((my $k = waitpid(-1, 1)) > 0) { $status = $? if $k == $pid } }
+my $until = $limit > 0 ? time() + int($limit + 0.999) + 1 : 0;
 while (1) {
-  if (waitpid($pid, POSIX::WNOHANG()) == $pid) { $status = $?; last }
-  last if $why;
+  reap();
+  last if defined $status || $why;
   if ($until && time() >= $until) { $why = 'timeout'; last }
   my $in = ''; vec($in, 0, 1) = 1;
   if (select(my $ready = $in, undef, undef, 0.25) > 0) {
@@ -72,30 +86,37 @@ while (1) {
     $why = 'channel' if !$got;
   }
 }
-sub group_alive {
-  kill(0, -$pid) or return 0;
-  for my $stat (glob '/proc/[0-9]*/stat') {
-    open(my $f, '<', $stat) or next;
+sub left {
+  my (%parent, %live, %below);
+  opendir(my $proc, '/proc') or return ();
+  for my $p (grep { /^\d+$/ } readdir $proc) {
+    open(my $f, '<', "/proc/$p/stat") or next;
     my $line = <$f> // next;
-    my ($state, undef, $group) = split ' ', substr($line, rindex($line, ')') + 2);
-    return 1 if defined $group && $group == $pid && $state ne 'Z';
+    my ($state, $ppid, $group) = split ' ', substr($line, rindex($line, ')') + 2);
+    $parent{$p} = $ppid;
+    $live{$p} = 1 if $state ne 'Z' && $p != $$;
+    $below{$p} = 1 if $group == $pid;
   }
-  return 0;
-}
-sub stop_group {
-  kill('TERM', -$pid);
-  my $end = time() + $grace;
-  while (group_alive() && time() <= $end) {
-    $status //= $? if waitpid($pid, POSIX::WNOHANG()) == $pid;
-    select(undef, undef, undef, 0.05);
+  for my $p (keys %parent) {
+    my ($q, $n) = ($p, 0);
+    $q = $parent{$q} while defined $q && $q != $$ && $q > 1 && $n++ < 64;
+    $below{$p} = 1 if defined $q && $q == $$;
   }
-  kill('KILL', -$pid);
-  $status //= $? if waitpid($pid, 0) == $pid;
+  return grep { $live{$_} } keys %below;
 }
-if (defined $status) { stop_group() if group_alive() } else { stop_group() }
+sub signal_all { my $sig = shift; kill($sig, -$pid); my @left = left(); kill($sig, @left) if @left; }
+sub wait_left { my $end = time() + shift; while (left() && time() <= $end) { reap(); select(undef, undef, undef, 0.05) } }
+reap();
+my $clean = defined $status && $prctl && !kill(0, -$pid) && waitpid(-1, 1) == -1;
+if (!$clean && (!defined $status || left())) {
+  signal_all('TERM');
+  wait_left($grace);
+  if (left()) { signal_all('KILL'); wait_left(60) }
+}
+reap();
 print STDERR "TAG: timed out after $limit s\n" if $why eq 'timeout';
 exit 124 if $why eq 'timeout';
-exit 143 if $why && !defined $status;
+exit 143 if !defined $status;
 exit(($status & 127) ? 128 + ($status & 127) : $status >> 8);
 """.replace("TAG", TETHER_TAG).replace("LOCKS", LOCK_FILES.strip())
 SOURCE = " ".join(line.strip() for line in _SOURCE.strip().splitlines())  # one line: shorter on the wire
