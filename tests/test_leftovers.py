@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,12 +15,12 @@ import pytest
 from loopback_sshd import loopback_sshd
 from storage_loop import loop_devices
 from test_storage_guard import write_job
+from test_storage_hold import node_for
 
 from qualify.errors import NodeUnreachable
 from qualify.lab import NodeSpec
 from qualify.node import connect
 from qualify.storage.runner import run_fio
-from test_storage_hold import node_for
 
 GONE_WITHIN_S = 10.0  # what the issue allows; the tethers take well under that
 
