@@ -5,7 +5,7 @@ Debian 12) the v2 core freezer (cgroup.freeze 1/0) does the same job; `freeze`/`
 difference. Without either the lab runs without freezer and records kind None.
 
 CPU accounting: the thermal model heats a node by the CPU its own processes use (not the whole machine's),
-read with `cpu_usage_us(sshd pid)`. cgroup v2 keeps cpu.stat usage_usec in every group; on v1 the freezer
+read from `accounting_group(sshd pid)`. cgroup v2 keeps cpu.stat usage_usec in every group; on v1 the freezer
 hierarchy counts nothing, so each v1 node group gets a twin of the same name under the cpuacct hierarchy
 (created, joined and removed along with it).
 """
@@ -85,9 +85,9 @@ def add_pid(path: Path, pid: int) -> None:
             (twin / "cgroup.procs").write_text(f"{pid}\n")
 
 
-def cpu_usage_us(pid: int) -> int | None:
-    """CPU time used so far by the cgroup of `pid` (its processes and their children), in microseconds;
-    None when the pid is gone or sits in a root group (that would be the whole machine)."""
+def accounting_group(pid: int) -> Path | None:
+    """The cgroup directory that counts the CPU of `pid`'s group (v1 cpuacct, else v2); None when the pid is gone
+    or sits in a root group (that would be the whole machine)."""
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError:
@@ -95,19 +95,25 @@ def cpu_usage_us(pid: int) -> int | None:
     groups = {controllers: rel for _, controllers, rel in (line.split(":", 2) for line in lines
                                                              if line.count(":") >= 2)}
     mounts = _mounts()
-    try:
-        for controllers, rel in groups.items():
-            if "cpuacct" in controllers.split(",") and rel != "/":
-                mount = next(Path(m) for t, m, o in mounts if t == "cgroup" and "cpuacct" in o)
-                return int((mount / rel.lstrip("/") / "cpuacct.usage").read_text()) // 1000
-        rel = groups.get("")
-        if rel and rel != "/":
-            mount = next(Path(m) for t, m, _ in mounts if t == "cgroup2")
-            stat = (mount / rel.lstrip("/") / "cpu.stat").read_text()
-            return int(stat.split("usage_usec", 1)[1].split()[0])
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
+    for controllers, rel in groups.items():
+        if "cpuacct" in controllers.split(",") and rel != "/":
+            mount = next((Path(m) for t, m, o in mounts if t == "cgroup" and "cpuacct" in o), None)
+            return mount / rel.lstrip("/") if mount else None
+    rel = groups.get("")
+    if rel and rel != "/":
+        mount = next((Path(m) for t, m, _ in mounts if t == "cgroup2"), None)
+        return mount / rel.lstrip("/") if mount else None
     return None
+
+
+def cpu_usage_us(group: Path) -> int | None:
+    """CPU time the group (its processes and their children) used so far, in microseconds."""
+    try:
+        if (group / "cpuacct.usage").exists():
+            return int((group / "cpuacct.usage").read_text()) // 1000
+        return int((group / "cpu.stat").read_text().split("usage_usec", 1)[1].split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def pids(path: Path) -> list[int]:
@@ -115,6 +121,17 @@ def pids(path: Path) -> list[int]:
         return [int(p) for p in (path / "cgroup.procs").read_text().split()]
     except OSError:
         return []
+
+
+def runnable(group: Path) -> int:
+    """How many of the group's tasks want a CPU right now (state R), whether or not they have one."""
+    count = 0
+    for pid in pids(group):
+        try:
+            count += Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return count
 
 
 def freeze(path: Path, kind: str) -> None:

@@ -298,21 +298,23 @@ class NodeLoad:
         self._last_usage: tuple[int, float] | None = None
         self._last_busy: tuple[int, int] | None = None
 
-    def own_usage_us(self) -> int | None:
+    def _group(self) -> Path | None:
         try:
-            pid = int(self.pidfile.read_text())
+            return cgroup.accounting_group(int(self.pidfile.read_text()))
         except (OSError, ValueError):
             return None
-        return cgroup.cpu_usage_us(pid)
 
     def share(self) -> tuple[float, bool]:
-        """(load 0..1, whether it is the node's own)."""
-        usage, now = self.own_usage_us(), time.monotonic()
-        if usage is not None:
+        """(load 0..1, whether it is the node's own). The node's own: the larger of the CPU time its group used
+        and the tasks it has runnable, over this machine's CPUs, so a node whose stress-ng waits behind other
+        work on a shared machine is still fully loaded, as it would be on hardware of its own."""
+        group = self._group()
+        usage = cgroup.cpu_usage_us(group) if group is not None else None
+        if group is not None and usage is not None:
+            now = time.monotonic()
             last, self._last_usage = self._last_usage, (usage, now)
-            if last is None or now <= last[1]:
-                return 0.0, True
-            return max(0.0, min(1.0, (usage - last[0]) / 1e6 / (now - last[1]) / self.host_cpus)), True
+            used = (usage - last[0]) / 1e6 / (now - last[1]) if last is not None and now > last[1] else 0.0
+            return max(0.0, min(1.0, max(used, cgroup.runnable(group)) / self.host_cpus)), True
         fields = [int(x) for x in self.proc_stat.read_text().split("\n", 1)[0].split()[1:9]]
         idle, total = fields[3] + fields[4], sum(fields)
         last_busy, self._last_busy = self._last_busy, (idle, total)

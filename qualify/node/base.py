@@ -237,7 +237,9 @@ class Node(ABC):
         One command for many small sysfs files; `pattern` is ours, `directory` may come from the profile
         and is passed as an argument, never spliced into the script.
         """
-        script = 'cd "$1" 2>/dev/null || exit 0; for f in $2; do [ -f "$f" ] && printf "%s\\t%s\\n" "$f" "$(head -n1 "$f" 2>/dev/null)"; done; exit 0'
+        # sh builtins only (read, printf): no process per file, so sampling cpuidle does not itself busy the node
+        script = ('cd "$1" 2>/dev/null || exit 0; for f in $2; do [ -f "$f" ] || continue; l=; '
+                  '{ IFS= read -r l || :; } < "$f" 2>/dev/null; printf "%s\\t%s\\n" "$f" "$l"; done; exit 0')
         out = self.run(["sh", "-c", script, "sh", directory, pattern]).stdout
         return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 

@@ -5,12 +5,15 @@
 Discovers the node's sensors once, keeps every file open and re-reads it with os.pread (no process
 and no open() per sample), and prints one JSON line per sample on stdout:
 
-    {"series": {"temp:coretemp/Package id 0": "C", ...}, "power_limits": {"rapl:package-0": 45.0}}
-                                                                   first line: what will be sampled
-    {"seq": 0, "t": 1764500000.123, "v": {...}, "bad": [...]}      then one line per interval
+    {"series": {"temp:coretemp/Package id 0": "C", ...}, "order": [...], "scale": {...},
+     "power_limits": {"rapl:package-0": 45.0}}                     first line: what will be sampled
+    {"seq":0,"t":1764500000.123,"r":[45000,null,...],"bad":[3]}    then one line per interval
 
-`t` is the node's own clock; `bad` lists series whose file vanished or held garbage in this pass
-(recorded, never fatal). Units: C, rpm, W, MHz, %, count. Counters (throttle) are cumulative.
+Lighter on the node: each pass only preads and parses integers and writes them raw, in the header's
+order, as the kernel gave them (millidegrees, kHz, µW); the controller scales them (`decode`). Only the
+few derived series (RAPL watts, CPU busy %, load) are computed here. `t` is the node's own clock; `bad`
+lists the positions whose file vanished or held garbage in this pass (recorded, never fatal). Units after
+decoding: C, rpm, W, MHz, %, count. Counters (throttle) are cumulative.
 """
 
 import glob
@@ -51,7 +54,8 @@ class Source:
         return os.pread(self.fd, 64, 0).split(b"\n", 1)[0]
 
     def value(self, now):
-        return int(self.raw()) * self.scale
+        """What this pass sends: the file's integer as the kernel wrote it (scaled by the controller)."""
+        return int(os.pread(self.fd, 64, 0))  # int() takes the bytes, newline and all
 
     def recheck(self):
         """Reopen a replaced file; raise OSError when it is gone."""
@@ -187,17 +191,40 @@ def discover(sysfs, procfs):
     return sources, unreadable
 
 
-def sample(sources, now):
-    values, bad = {}, []
-    for source in sources:
+def sample_raw(sources, now):
+    """(one value per source in order, None where nothing to send; positions that could not be read)."""
+    values, bad = [], []
+    for index, source in enumerate(sources):
         try:
-            value = source.value(now)
+            values.append(source.value(now))
         except (OSError, ValueError, IndexError):
-            bad.append(source.name)
-            continue
-        if value is not None:
-            values[source.name] = round(value, 3) if isinstance(value, float) else value
+            values.append(None)
+            bad.append(index)
     return values, bad
+
+
+def decode(names, scales, values, bad=()):
+    """The controller's side of a pass: {series: value in its unit}, [names not read]."""
+    out = {}
+    for name, value in zip(names, values):  # noqa: B905 — the node's python3 may predate strict=
+        if value is not None:
+            scale = scales.get(name)
+            out[name] = round(value * scale, 3) if scale else (round(value, 3) if isinstance(value, float) else value)
+    return out, [names[i] for i in bad]
+
+
+def sample(sources, now):
+    """One pass decoded at once (tests, benchmarks)."""
+    values, bad = sample_raw(sources, now)
+    return decode([s.name for s in sources], scales(sources), values, bad)
+
+
+def scales(sources):
+    return {s.name: s.scale for s in sources if s.scale != 1.0}
+
+
+def _number(value):
+    return "null" if value is None else str(value)
 
 
 def recheck(sources):
@@ -216,19 +243,19 @@ def main(argv):
     sources, unreadable = discover(config.get("sysfs", "/sys"), config.get("procfs", "/proc"))
     out = sys.stdout
     limits = {s.name: s.limit_w for s in sources if getattr(s, "limit_w", None)}
-    out.write(json.dumps({"series": {s.name: s.unit for s in sources}, "unreadable": unreadable,
-                          "power_limits": limits}) + "\n")
+    names = [s.name for s in sources]
+    out.write(json.dumps({"series": {s.name: s.unit for s in sources}, "order": names, "scale": scales(sources),
+                          "unreadable": unreadable, "power_limits": limits}) + "\n")
     out.flush()
     start, seq, gone = time.monotonic(), 0, []
+    index = {name: i for i, name in enumerate(names)}
     while True:
         if seq and seq % RECHECK_PASSES == 0:
-            gone = recheck(sources)
-        values, bad = sample(sources, time.monotonic())
-        bad = sorted(set(bad) | set(gone))
-        record = {"seq": seq, "t": round(time.time(), 3), "v": values}
-        if bad:
-            record["bad"] = bad
-        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            gone = [index[name] for name in recheck(sources)]
+        values, bad = sample_raw(sources, time.monotonic())
+        bad = sorted(set(bad) | set(gone)) if gone else bad
+        line = f'{{"seq":{seq},"t":{time.time():.3f},"r":[{",".join(map(_number, values))}]'
+        out.write(f'{line},"bad":{bad}}}\n' if bad else line + "}\n")
         out.flush()
         seq += 1
         # Sleep to the next tick of a fixed grid; when late (a busy node), skip the missed ticks.

@@ -25,6 +25,7 @@ from qualify.node import Node
 from qualify.node.base import NodeProcess
 from qualify.profile import TelemetrySettings
 from qualify.store import JsonLines, RunStore
+from qualify.telemetry.sampler import decode
 
 SAMPLER_SOURCE = Path(__file__).with_name("sampler.py")
 STREAM = "telemetry"      # the shared stream of runs before each check had its own (and of ad-hoc sampling)
@@ -86,6 +87,8 @@ class TelemetryStream:
         self._pump = threading.Thread(target=self._read_lines, name=f"telemetry-{node.name}", daemon=True)
         self._pump.start()
         header = self._header()
+        self._order: list[str] = list(header.get("order") or header.get("series", {}))
+        self._scales: dict[str, float] = dict(header.get("scale") or {})
         self.summary = TelemetrySummary(series=self._rename_series(header.get("series", {})),
                                         unreadable=list(header.get("unreadable", [])))
         limits = {new: watts for name, watts in (header.get("power_limits") or {}).items()
@@ -137,12 +140,12 @@ class TelemetryStream:
             try:
                 raw = json.loads(line)
                 node_time = float(raw["t"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                values, unread = decode(self._order, self._scales, raw["r"], raw.get("bad", ()))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
                 continue  # a torn line when the sampler was stopped
             record: dict[str, Any] = {"seq": raw.get("seq"), "t": node_time, "rx": round(received, 3),
-                                      "v": {new: v for k, v in raw.get("v", {}).items()
-                                            if (new := self._name(k)) is not None}}
-            bad = [new for k in raw.get("bad", []) if (new := self._name(k)) is not None]
+                                      "v": {new: v for k, v in values.items() if (new := self._name(k)) is not None}}
+            bad = [new for k in unread if (new := self._name(k)) is not None]
             if bad:
                 record["bad"] = bad
                 for name in bad:
