@@ -65,13 +65,15 @@ def test_each_use_of_a_drive_is_named_root_first():
 def test_drives_are_disks_and_marked_loops_of_the_kernel_view():
     trees = parse_lsblk_tree(LSBLK)
     everything = {t.name for t in trees}
-    drives = select_drives(trees, identities(trees), everything)
+    drives = select_drives(trees, identities(trees), everything, loops=True)
     assert [d.name for d in drives] == ["nvme0n1", "nvme1n1", "nvme2n1", "sda", "loop3"]
+    # on a real node's /sys no loop device is a drive, marked or not
+    assert "loop3" not in [d.name for d in select_drives(trees, identities(trees), everything)]
     by_name = {d.name: d for d in drives}
     assert by_name["loop3"].serial == "QLAB-1A2B3C" and by_name["nvme2n1"].firmware == "EDA5202Q"
     assert by_name["sda"].transport == "sata" and by_name["sda"].wwn == "0x5000c500a1b2c3d4"
     # a lab node's tree lists its own drive only
-    assert [d.name for d in select_drives(trees, identities(trees), {"loop3"})] == ["loop3"]
+    assert [d.name for d in select_drives(trees, identities(trees), {"loop3"}, loops=True)] == ["loop3"]
 
 
 def test_old_lsblk_single_mountpoint_is_read():

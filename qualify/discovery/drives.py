@@ -63,14 +63,15 @@ def drive_uses(tree: BlockNode) -> tuple[str, ...]:
     return tuple(dict.fromkeys(uses))
 
 
-def select_drives(trees: list[BlockNode], identities: dict[str, BlockDevice], kernel_view: set[str]) -> list[Drive]:
-    """Drives among lsblk's top-level devices: disks, and loop devices that carry a marker serial."""
+def select_drives(trees: list[BlockNode], identities: dict[str, BlockDevice], kernel_view: set[str],
+                  loops: bool = False) -> list[Drive]:
+    """Drives among lsblk's top-level devices: disks, and (`loops`) loop devices that carry a marker serial."""
     drives = []
     for tree in trees:
         ident = identities.get(tree.name)
         if tree.name not in kernel_view or tree.name.startswith(_NOT_DRIVES):
             continue
-        if tree.type == "loop" and not (ident and ident.serial):
+        if tree.type == "loop" and not (loops and ident and ident.serial):
             continue  # an unmarked loop device (a snap, an image) is no drive of the node
         if tree.type not in ("disk", "loop"):
             continue
@@ -85,4 +86,6 @@ def discover_drives(node: Node) -> list[Drive]:
     view = node.run(["sh", "-c", 'cd "$1" 2>/dev/null && ls -1; exit 0', "sh", node.sys_path("block")]).stdout
     trees = parse_lsblk_tree(node.run(["lsblk", "-J", "-O", "-b"]).stdout)
     identities = {device.name: device for device in block_devices(node)}
-    return select_drives(trees, identities, set(view.split()))
+    # Loop devices are drives only in a prepared kernel view that names them (the lab's, the tests'): on a
+    # real node's /sys every loop device, marked ones of a lab running beside it included, belongs to no drive.
+    return select_drives(trees, identities, set(view.split()), loops=node.paths.sysfs != "/sys")
