@@ -7,7 +7,6 @@ import json
 
 import pytest
 import yaml
-
 from test_e2e_lab import lab_workspace  # noqa: F401  (the lab with the repo's profiles)
 
 
