@@ -36,7 +36,8 @@ SPEC_FIGURES = {"seq_read": ("seq_read_mb_s", "MB/s"), "seq_write": ("seq_write_
 def check_storage(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
     settings = profile.checks.storage
     if not settings.drives:
-        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)")
+        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
+                      how="the node showed no drive with a serial or WWN; name drives under checks.storage.drives")
     capabilities = fio_capabilities(node, settings.ioengine)
     findings.metric("fio", capabilities.version)
     if not capabilities.dsync:
@@ -89,6 +90,9 @@ def _may_write(node: Node, drive: StorageDrive, key: str, wanted: bool, findings
     if not drive.allow_destroy:
         findings.note(f"{_label(drive)}: write jobs skipped: the profile does not allow destroying this drive's "
                       f"data (set {key}.allow_destroy: true); read jobs only")
+        findings.not_qualified(f"writes not tested on {drive.identity}: the profile does not allow destroying its data",
+                               f"set allow_destroy: true for {drive.identity} under checks.storage.drives "
+                               f"(its data will be destroyed)")
         return False
     found = refusals(drive, device_use(node, resolve_drive(node, drive)), key)
     if found:
