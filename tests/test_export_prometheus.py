@@ -77,7 +77,8 @@ def test_a_real_lab_network_run_exports_the_throughput_of_every_direction(lab_wo
     profile.write_text("extends: base/lab.yaml\nchecks:\n  network:\n    duration: 1s\n    streams: 1\n"
                        "    directions: [forward, bidir]\n")
     node, peers = lab.nodes[1], [peer for peer in lab.nodes if peer != lab.nodes[1]]
-    proc = lab_workspace.qualify("run", node, "--profile", str(profile), "--checks", "network")
+    proc = lab_workspace.qualify("run", node, "--profile", str(profile), "--checks", "network",
+                                 "--peers", ",".join(peers))
     assert proc.returncode in (0, 1), proc.stderr  # a loaded machine may miss the lab's rate: still exported
     run_dir = lab_workspace.runs(node)[-1]
     proc = lab_workspace.qualify("export", "prometheus", str(run_dir))

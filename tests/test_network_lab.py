@@ -25,7 +25,8 @@ def every_direction_healthy(nodes=("lab-pve1", "lab-pve2", "lab-pve3")) -> dict[
 def run_network(workspace, node: str, profile_extra: str = "") -> tuple[int, dict]:
     profile = workspace.root / f"{node}-net.yaml"
     profile.write_text(f"extends: base/lab.yaml\nchecks:\n  network:\n    streams: 2\n{profile_extra}")
-    proc = workspace.qualify("run", node, "--profile", str(profile), "--checks", "network")
+    peers = ",".join(peer for peer in workspace.lab.nodes if peer != node)
+    proc = workspace.qualify("run", node, "--profile", str(profile), "--checks", "network", "--peers", peers)
     verdict = json.loads((workspace.runs(node)[-1] / "verdict.json").read_text())
     return proc.returncode, next(c for c in verdict["checks"] if c["name"] == "network")
 

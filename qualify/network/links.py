@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from qualify.errors import NodeUnreachable, QualifyError
 from qualify.node import Node, connect
 from qualify.parsers.ethtool import LinkSettings, parse_ethtool_link
-from qualify.parsers.iproute import Link, parse_ip_link
+from qualify.parsers.iproute import Link, parse_ip_addr, parse_ip_link
 from qualify.overlays import resolve_profile
 from qualify.profile import NetworkLink
 
@@ -21,6 +21,15 @@ class Expectation:
 
 def node_interfaces(node: Node) -> dict[str, Link]:
     return {link.name: link for link in parse_ip_link(node.run(["ip", "-j", "-d", "link", "show"]).stdout)}
+
+
+def peer_end(peer: Node, address: str) -> Link | None:
+    """The peer's interface that holds the link's peer address: the far end of the link, whatever its name."""
+    result = peer.run(["ip", "-j", "-d", "addr", "show"], check=False)
+    if result.returncode != 0:
+        return None
+    return next((interface.link for interface in parse_ip_addr(result.stdout)
+                 if any(a.address == address for a in interface.addresses)), None)
 
 
 def require_interface(node: Node, link: NetworkLink, index: int, interfaces: dict[str, Link]) -> Link:
