@@ -30,7 +30,9 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
     failing_events = [r for r in records if r["kind"] == "event" and r.get("fails_run")]
     not_qualified = _not_qualified(checks)
     required = _required(started, checks)
-    missing = [c for c in checks if c["name"] in required and c["outcome"] == "skipped"]
+    # A required check must run and test all of itself: a skip, or a part it left out (writes refused, a
+    # figure it could not read), leaves the node not qualified for what the profile asked.
+    missing = [c for c in checks if c["name"] in required and (c["outcome"] == "skipped" or c.get("not_qualified"))]
 
     notes: list[str] = []
     if finished is None:
@@ -46,8 +48,7 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
         notes.append("a check could not decide (error)")
     elif missing:
         verdict = "incomplete"
-        notes.append("required but not qualified: " + "; ".join(
-            f"{c['name']} ({(c['reasons'] or ['skipped'])[-1]})" for c in missing))
+        notes.append("required but not qualified: " + "; ".join(f"{c['name']} ({_gap(c)})" for c in missing))
     elif "passed" not in outcomes:
         verdict = "incomplete"
         notes.append("no check passed" if checks else "no check ran")
@@ -121,6 +122,12 @@ def _not_qualified(checks: list[dict[str, Any]]) -> list[dict[str, str]]:
         entries.extend({"check": check["name"], "reason": p.get("reason", ""), "how": p.get("how", "")}
                        for p in parts)
     return entries
+
+
+def _gap(check: dict[str, Any]) -> str:
+    if check["outcome"] == "skipped":
+        return (check["reasons"] or ["skipped"])[-1]
+    return "; ".join(p.get("reason", "") for p in check.get("not_qualified") or [])
 
 
 def _required(started: dict[str, Any], checks: list[dict[str, Any]]) -> set[str]:
