@@ -123,15 +123,17 @@ def pids(path: Path) -> list[int]:
         return []
 
 
-def runnable(group: Path) -> int:
-    """How many of the group's tasks want a CPU right now (state R), whether or not they have one."""
-    count = 0
+def demand_ns(group: Path) -> dict[int, int]:
+    """Per live task of the group: nanoseconds it ran plus waited for a CPU (/proc/<pid>/schedstat), what it
+    would have run on a machine of its own."""
+    found = {}
     for pid in pids(group):
         try:
-            count += Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
-        except (OSError, IndexError):
+            run, wait = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
+        except (OSError, ValueError):
             continue
-    return count
+        found[pid] = int(run) + int(wait)
+    return found
 
 
 def freeze(path: Path, kind: str) -> None:

@@ -296,6 +296,7 @@ class NodeLoad:
         self.proc_stat = proc_stat
         self.host_cpus = os.cpu_count() or 1
         self._last_usage: tuple[int, float] | None = None
+        self._last_demand: dict[int, int] = {}
         self._last_busy: tuple[int, int] | None = None
 
     def _group(self) -> Path | None:
@@ -306,15 +307,20 @@ class NodeLoad:
 
     def share(self) -> tuple[float, bool]:
         """(load 0..1, whether it is the node's own). The node's own: the larger of the CPU time its group used
-        and the tasks it has runnable, over this machine's CPUs, so a node whose stress-ng waits behind other
-        work on a shared machine is still fully loaded, as it would be on hardware of its own."""
+        and the time its tasks ran or waited for a CPU, over this machine's CPUs, so a node whose stress-ng waits
+        behind other work on a shared machine is still fully loaded, as it would be on hardware of its own."""
         group = self._group()
         usage = cgroup.cpu_usage_us(group) if group is not None else None
         if group is not None and usage is not None:
             now = time.monotonic()
+            demand = cgroup.demand_ns(group)
             last, self._last_usage = self._last_usage, (usage, now)
-            used = (usage - last[0]) / 1e6 / (now - last[1]) if last is not None and now > last[1] else 0.0
-            return max(0.0, min(1.0, max(used, cgroup.runnable(group)) / self.host_cpus)), True
+            previous, self._last_demand = self._last_demand, demand
+            if last is None or now <= last[1]:
+                return 0.0, True
+            used = (usage - last[0]) / 1e6
+            wanted = sum(ns - previous.get(pid, ns) for pid, ns in demand.items()) / 1e9  # new tasks: from now on
+            return max(0.0, min(1.0, max(used, wanted) / (now - last[1]) / self.host_cpus)), True
         fields = [int(x) for x in self.proc_stat.read_text().split("\n", 1)[0].split()[1:9]]
         idle, total = fields[3] + fields[4], sum(fields)
         last_busy, self._last_busy = self._last_busy, (idle, total)
