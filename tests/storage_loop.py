@@ -78,6 +78,14 @@ def checksum(device: str) -> str:
     return digest.hexdigest()
 
 
+def forget_run_lock(sysfs: Path) -> None:
+    """Remove the run lock files a test's own tree made in /run/qualify (the product leaves its lock files)."""
+    key = LocalNode("any", Profile(host="localhost", paths={"sysfs": str(sysfs)})).lock_key
+    net = os.stat("/proc/self/ns/net").st_ino
+    for suffix in (".run", ".load"):
+        Path(f"/run/qualify/node-{net}-{key}{suffix}").unlink(missing_ok=True)
+
+
 def local_node(paths: dict | None = None, lock_wait: float | None = None, **storage: object) -> LocalNode:
     """This machine as a node with `storage` as checks.storage (`paths.sysfs` also picks its run lock)."""
     profile = Profile.model_validate({"host": "localhost", "checks": {"storage": storage}, "paths": paths or {},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from loopback_sshd import loopback_sshd
-from storage_loop import loop_devices
+from storage_loop import forget_run_lock, loop_devices
 from test_storage_guard import write_job
 from test_storage_hold import node_for
 
@@ -82,6 +82,13 @@ run_fio(node, argv, 600, lambda _: print("writing", flush=True))
 """
 
 
+@pytest.fixture(autouse=True)
+def own_lock_files(tmp_path):
+    """Nodes on tmp_path/"tree" have a run lock of this test's own: its files go afterwards."""
+    yield
+    forget_run_lock(tmp_path / "tree")
+
+
 @pytest.fixture
 def loops(tmp_path):
     with loop_devices(tmp_path / "drives") as made:
@@ -129,6 +136,7 @@ def test_sigkill_during_a_thermal_soak_ends_stress_ng(workspace):
     finally:
         controller.kill()
         controller.wait()
+    forget_run_lock(workspace.root / "trees" / "hot" / "sys")
     gone = wait_gone(list(below))
     print(f"thermal soak: stress-ng and the rest gone {gone:.2f} s after SIGKILL")
     assert gone < 5, "stress-ng kept the CPUs busy after the controller was killed"

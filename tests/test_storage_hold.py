@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from storage_loop import MKFS_EXT4, local_node, loop_devices, sh
+from storage_loop import MKFS_EXT4, forget_run_lock, local_node, loop_devices, sh
 from test_storage_guard import write_job
 
 from qualify.errors import QualifyError
@@ -25,6 +25,13 @@ MIB = 1 << 20
 def loops(tmp_path):
     with loop_devices(tmp_path / "drives") as made:
         yield made
+
+
+@pytest.fixture(autouse=True)
+def own_lock_files(tmp_path):
+    """Nodes on tmp_path/"tree" have a run lock of this test's own: its files go afterwards."""
+    yield
+    forget_run_lock(tmp_path / "tree")
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ my $lockbase = "$lockdir/node-" . ($net // 0) . "-$lockkey";
 # POSIX.pm is not loaded: it alone would take most of the tether's start-up (1 is WNOHANG).
 # Perl's time() counts whole seconds: the limit is never early, up to a second late. SIGCHLD
 # interrupts select() (no SA_RESTART under Perl's safe signals); its timeout covers a SIGCHLD that
-# lands just before select is entered. A command that ended leaving no child and no group member
+# lands just before select is entered. A command whose channel is already gone is not started (a
+# load spawned just before the controller died must not begin after the next run checked). A command that ended leaving no child and no group member
 # behind needs no look through /proc.
 _SOURCE = r"""
 use strict; use Config;
@@ -59,6 +60,8 @@ my %prctl = (x86_64 => 157, aarch64 => 167, riscv64 => 167, ppc64le => 171, s390
 my ($arch) = $Config{archname} =~ /^([^-]+)/;
 my $prctl = $prctl{$arch};
 syscall($prctl, 36, 1, 0, 0, 0) if $prctl;
+my $tie = ''; vec($tie, 0, 1) = 1;
+exit 143 if select(my $gone = $tie, undef, undef, 0) > 0 && !sysread(STDIN, my $nothing, 4096);
 my $pid = fork;
 defined $pid or do { print STDERR "TAG: fork: $!\n"; exit 126 };
 if (!$pid) {
@@ -80,8 +83,7 @@ while (1) {
   reap();
   last if defined $status || $why;
   if ($until && time() >= $until) { $why = 'timeout'; last }
-  my $in = ''; vec($in, 0, 1) = 1;
-  if (select(my $ready = $in, undef, undef, 0.25) > 0) {
+  if (select(my $ready = $tie, undef, undef, 0.25) > 0) {
     my $got = sysread(STDIN, my $buffer, 4096);
     $why = 'channel' if !$got;
   }
