@@ -34,4 +34,4 @@ def test_memory_and_idle_power_over_ssh(lab_workspace):
     assert memory["outcome"] == "passed" and memory["metrics"]["tested_mib"] == 32
     assert any(r.startswith("EDAC: 6 counters under") and "none rose" in r for r in memory["reasons"])
     assert idle["outcome"] == "passed" and idle["metrics"]["deepest_cstate"] == "C10"
-    assert idle["metrics"]["idle_package_power_w"] > 0 and idle["metrics"]["aspm_policy"] == "default"
+    assert idle["metrics"]["idle_package_power_watts"] > 0 and idle["metrics"]["aspm_policy"] == "default"
