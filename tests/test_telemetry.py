@@ -207,3 +207,32 @@ def test_sampler_that_dies_at_start_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(QualifyError, match=r"local: the telemetry sampler \(python3\) did not start within 2 s "
                                            r"\(exit status \d+\): SyntaxError: invalid syntax"):
         start_telemetry(node, store, profile.telemetry)
+
+
+def test_each_check_reads_its_own_stream_and_older_runs_the_shared_one(tmp_path):
+    from qualify.telemetry import load_check_telemetry, stream_for
+
+    store = RunStore.create("local", tmp_path)
+    store.samples("telemetry").append({"series": {"temp:k10temp/Tctl": "C"}})       # a run from before
+    store.samples("telemetry").append({"t": 1.0, "v": {"temp:k10temp/Tctl": 40.0}})
+    store.close()
+    assert load_check_telemetry(store.run_dir, "thermal").values["temp:k10temp/Tctl"][0] == 40.0
+    own = RunStore(store.run_dir).samples(stream_for("thermal"))
+    own.append({"series": {"temp:k10temp/Tctl": "C"}})
+    own.append({"t": 5.0, "v": {"temp:k10temp/Tctl": 70.0}})
+    own.close()
+    assert stream_for("thermal") == "telemetry-thermal"
+    assert list(load_check_telemetry(store.run_dir, "thermal").values["temp:k10temp/Tctl"]) == [70.0]
+
+
+def test_the_sampler_sends_raw_integers_the_controller_scales(tmp_path):
+    tree = tmp_path / "tree"
+    build_node_tree(tree, NodeSpec(sensors=True))
+    sources, _ = sampler.discover(str(tree / "sys"), str(tree / "proc"))
+    raw, bad = sampler.sample_raw(sources, time.monotonic())
+    names = [s.name for s in sources]
+    package = names.index("temp:coretemp/Package id 0")
+    assert raw[package] == 45000 and not bad                      # millidegrees, as the kernel wrote it
+    values, unread = sampler.decode(names, sampler.scales(sources), raw, [package])
+    assert values["temp:coretemp/Package id 0"] == 45.0 and values["freq:cpu0"] == 800.0
+    assert unread == ["temp:coretemp/Package id 0"]

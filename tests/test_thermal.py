@@ -339,3 +339,17 @@ def test_lab_node_over_ssh_fails_with_the_19mm_cooler(workspace, lab):
     check = thermal_check(workspace.runs(node)[0])
     assert measurement(check, "throttled_time_percent")["outcome"] == "failed", check["reasons"]
     assert (workspace.runs(node)[0] / "samples/telemetry-thermal.jsonl").stat().st_size > 0
+
+
+def test_stress_ng_job_command_lines():
+    from qualify.tools.stress_ng import StressJob, cpu_list, exit_status
+
+    assert StressJob("cpu", 59.6, method="matrixprod").argv() == [
+        "stress-ng", "--cpu", "0", "--cpu-method", "matrixprod", "--timeout", "60s", "--metrics-brief"]
+    assert StressJob("vm", 10, workers=2, verify=True, cpus=[0, 1, 2, 5], metrics=False, quiet=True,
+                     extra=("--vm-bytes", "256m", "--vm-keep")).argv() == [
+        "stress-ng", "--vm", "2", "--verify", "--taskset", "0-2,5", "--vm-bytes", "256m", "--vm-keep",
+        "--timeout", "10s", "--quiet"]
+    assert cpu_list([7, 3, 4, 5, 9]) == "3-5,7,9" and cpu_list("0-3") == "0-3"
+    assert exit_status(137) == "exit status 137 (killed by SIGKILL)" == exit_status(-9).replace("-9", "137")
+    assert exit_status(3) == "exit status 3 (a stressor lacked resources such as memory)"
