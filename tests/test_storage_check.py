@@ -1,4 +1,5 @@
-"""The storage check with real fio on real loop devices: the matrix, the guard, bad input."""
+"""The storage check: its judge on recorded fio reports (tests/corpus/fio), and the check with real fio on real
+loop devices: the matrix, the guard, bad input."""
 
 from __future__ import annotations
 
@@ -9,18 +10,83 @@ import pytest
 from corpus import corpus_path
 from storage_loop import MKFS_EXT4, checksum, loop_devices, run_storage_check, sh
 
+from qualify.checks.storage import DriveRuns, JobRun, check_storage, judge_drive
 from qualify.errors import QualifyError
+from qualify.findings import Findings
 from qualify.node import LocalNode
-from qualify.profile import Profile
-from qualify.store import read_samples
-from qualify.checks.storage import check_storage
 from qualify.parsers.fio import parse_fio_json
+from qualify.profile import Profile, StorageDrive, StorageSettings
 from qualify.report.plots import check_images
+from qualify.storage import BlockDevice
+from qualify.storage.jobs import matrix_job
 from qualify.storage.runner import kernel_events
+from qualify.store import read_samples
 
 QUICK = {"job_runtime": "2s", "queue_depth": 8, "random_jobs": 2, "ceph_min_sync_write_iops": 1,
          "sync_write_latency_us": {}}
 
+
+# -- the judge on recorded fio reports, in milliseconds
+
+SATA_QD1 = "fio-3.1-randwrite-4k-qd1-sata-ssd-raid-ctrl.json"  # 7,429 IOPS, p99 5.08 ms
+DEVICE = BlockDevice(name="sdb", path="/dev/sdb", serial="S3Z9NB0K", wwn=None, model="Samsung SSD 860",
+                     size_bytes=500 << 30, backing_file=None)
+
+
+def recorded(job: str, corpus_file: str, drive: StorageDrive | None = None, **settings) -> Findings:
+    config = StorageSettings(**settings)
+    result = parse_fio_json(corpus_path("fio", corpus_file).read_text())
+    runs = DriveRuns(drive or StorageDrive(serial="S3Z9NB0K"), "checks.storage.drives[0]", DEVICE, (),
+                     (JobRun(matrix_job(job, config), result, None, ()),), None, None, wrote=False)
+    findings = Findings("storage")
+    findings.metric("drives", {"S3Z9NB0K": judge_drive(runs, config, findings)})
+    return findings
+
+
+def measured(findings: Findings) -> dict:
+    return {m.name: m for m in findings.measurements}
+
+
+def test_sync_writes_of_a_sata_ssd_are_fit_for_ceph_by_iops_but_not_by_latency():
+    findings = recorded("sync_write", SATA_QD1)
+    figures = measured(findings)
+    assert (figures["fio_sync_write_iops"].value, figures["fio_sync_write_iops"].outcome) == (7429, "passed")
+    p99 = figures["fio_sync_write_latency_p99_microseconds"]
+    assert (p99.value, p99.high, p99.outcome, p99.subject) == (5079.0, 2000.0, "failed", "S3Z9NB0K")
+    assert findings.problems == [p99.sentence]
+    assert p99.sentence.startswith("S3Z9NB0K: 4 KiB sync write QD1 (O_DIRECT + O_DSYNC, as Ceph's WAL) p99 "
+                                   "completion latency 5,079 µs (limit ≤ 2,000 µs)")
+    assert findings.metrics["drives"]["S3Z9NB0K"]["sync_write"]["fit_for_ceph"] is False
+
+
+def test_too_few_sync_write_iops_is_not_fit_for_ceph():
+    findings = recorded("sync_write", SATA_QD1, ceph_min_sync_write_iops=10_000, sync_write_latency_us={})
+    assert findings.problems == [
+        "S3Z9NB0K: 4 KiB sync write QD1 (O_DIRECT + O_DSYNC, as Ceph's WAL) IOPS 7,429 IOPS (4 KiB sync writes at "
+        "QD1: what Ceph's WAL asks) (minimum 10,000 IOPS) — not fit for Ceph: drives without power-loss protection "
+        "manage hundreds"]
+
+
+def test_a_job_below_the_spec_sheet_names_both_figures():
+    findings = recorded("rand_write", SATA_QD1, StorageDrive(serial="S3Z9NB0K", spec={"rand_write_iops": 90_000}))
+    iops = measured(findings)["fio_rand_write_iops"]
+    assert iops.outcome == "failed" and iops.low == pytest.approx(63_000)
+    assert "(8% of the spec sheet's 90,000 IOPS; 70% required)" in iops.sentence
+    bandwidth = measured(findings)["fio_rand_write_bandwidth_bytes_per_second"]
+    assert (bandwidth.outcome, bandwidth.unit) == ("info", "B/s") and "30.4 MB/s" in bandwidth.sentence
+
+
+def test_a_failed_job_fails_the_drive_naming_fios_reason():
+    config = StorageSettings()
+    runs = DriveRuns(StorageDrive(serial="S3Z9NB0K"), "checks.storage.drives[0]", DEVICE, (),
+                     (JobRun(matrix_job("seq_read", config), None, "fio exited with status 137", ()),), None, None,
+                     wrote=False)
+    findings = Findings("storage")
+    judge_drive(runs, config, findings)
+    assert findings.problems == ["S3Z9NB0K sequential read 1 MiB QD32: fio exited with status 137"]
+
+
+# -- the check with real fio on loop devices
 
 @pytest.fixture
 def loops(tmp_path):
@@ -57,10 +123,12 @@ def test_slow_sync_writes_are_not_fit_for_ceph(loops, tmp_path):
     findings, _ = run_check(tmp_path, [{"serial": serial, "allow_destroy": True}], jobs=["sync_write"],
                             ceph_min_sync_write_iops=10_000_000, sync_write_latency_us={"p50": 0.001})
     iops = findings.metrics["drives"][serial]["sync_write"]["iops"]
-    assert findings.problems[0] == (f"{serial}: not fit for Ceph: 4 KiB sync writes at QD1 reach only {iops:,} IOPS, "
-                                    "below 10,000,000 (drives without power-loss protection manage hundreds)")
-    assert findings.problems[1].startswith(f"{serial}: sync-write p50 latency ")
-    assert findings.problems[1].endswith(" µs exceeds the limit of 0 µs")
+    assert findings.problems[0].startswith(f"{serial}: 4 KiB sync write QD1 (O_DIRECT + O_DSYNC, as Ceph's WAL) IOPS "
+                                           f"{iops:,} IOPS")
+    assert findings.problems[0].endswith("(minimum 10,000,000 IOPS) — not fit for Ceph: drives without power-loss "
+                                         "protection manage hundreds")
+    assert " p50 completion latency " in findings.problems[1]
+    assert findings.problems[1].endswith(" µs (limit ≤ 0.001 µs) — the profile's sync-write latency limit")
     assert findings.metrics["drives"][serial]["sync_write"]["fit_for_ceph"] is False
 
 
@@ -69,7 +137,7 @@ def test_spec_sheet_share_names_both_figures(loops, tmp_path):
     loops.make(serial, size_mib=64, fill=False)
     findings, _ = run_check(tmp_path, [{"serial": serial, "spec": {"seq_read_mb_s": 1e9}}], jobs=["seq_read"])
     assert len(findings.problems) == 1
-    assert "of the spec sheet's 1,000,000,000 MB/s (at least 70% = 700,000,000 MB/s expected)" in findings.problems[0]
+    assert "of the spec sheet's 1,000,000,000 MB/s; 70% required) (minimum 700 TB/s)" in findings.problems[0]
 
 
 def test_not_allowed_runs_only_read_jobs_and_leaves_the_data(loops, tmp_path):
@@ -194,4 +262,4 @@ def test_full_surface_read_and_write_verify_cover_every_lba(loops, tmp_path):
     for job in ("surface_read", "write_verify"):
         report = parse_fio_json((run_dir / "raw" / f"fio-{serial}-{job}.json").read_text()).jobs[0]
         assert report.read.io_bytes + report.write.io_bytes >= 64 << 20  # every byte of the device
-    assert any(r.startswith(f"{serial} full-surface read (every LBA): slowest second ") for r in findings.reasons)
+    assert any(r.startswith(f"{serial}: full-surface read (every LBA): slowest second ") for r in findings.reasons)

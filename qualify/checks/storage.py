@@ -10,6 +10,7 @@ before and after the writes: media errors or critical warnings that grow during 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
@@ -27,9 +28,41 @@ from qualify.store import RunStore
 MB = 1_000_000
 GIB = 1 << 30
 SLOWEST_SURFACE_BYTES_S = 20 * MB  # a whole-device job slower than this counts as hung
-# Which spec-sheet figure each job is held against: (DriveSpec field, unit, measured value from a direction)
-SPEC_FIGURES = {"seq_read": ("seq_read_mb_s", "MB/s"), "seq_write": ("seq_write_mb_s", "MB/s"),
-                "rand_read": ("rand_read_iops", "IOPS"), "rand_write": ("rand_write_iops", "IOPS")}
+# The spec-sheet figure each job is held against: (DriveSpec field, "bandwidth" in MB/s or "iops")
+SPEC_FIGURES = {"seq_read": ("seq_read_mb_s", "bandwidth"), "seq_write": ("seq_write_mb_s", "bandwidth"),
+                "rand_read": ("rand_read_iops", "iops"), "rand_write": ("rand_write_iops", "iops")}
+WRITE_JOBS = ("seq_write", "rand_write", "sync_write", "write_verify")  # their latency is the write direction's
+
+
+@dataclass(frozen=True)
+class JobRun:
+    job: FioJobSpec
+    result: FioResult | None        # fio's report (partial when it failed)
+    failure: str | None             # why the job gave no figures: fio failed (with the kernel's lines), or refused
+    seconds: tuple[Progress, ...]   # fio's per-second status reports
+
+
+@dataclass(frozen=True)
+class DriveRuns:
+    drive: StorageDrive
+    key: str                        # checks.storage.drives[N]
+    device: BlockDevice
+    writes_refused: tuple[str, ...]  # the guard's refusals before the first write job
+    runs: tuple[JobRun, ...]
+    health_before: DriveHealth | None  # SMART around the write jobs (None: not written, or no SMART)
+    health_after: DriveHealth | None
+    wrote: bool
+
+    @property
+    def label(self) -> str:
+        return self.drive.serial or self.drive.wwn or ""
+
+
+@dataclass(frozen=True)
+class StorageEvidence:
+    fio_version: str
+    dsync: bool
+    drives: tuple[DriveRuns, ...]
 
 
 @pytest.mark.destructive
@@ -38,76 +71,54 @@ def check_storage(node: Node, profile: Profile, findings: Findings, run_store: R
     if not settings.drives:
         findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
                       how="the node showed no drive with a serial or WWN; name drives under checks.storage.drives")
+    judge(collect(node, settings, run_store), settings, findings)
+
+
+def collect(node: Node, settings: StorageSettings, run_store: RunStore) -> StorageEvidence:
     capabilities = fio_capabilities(node, settings.ioengine)
-    findings.metric("fio", capabilities.version)
-    if not capabilities.dsync:
-        findings.note(f"{capabilities.version} has no --sync=dsync: sync writes use O_SYNC (stricter than Ceph's O_DSYNC)")
-    results: dict[str, dict] = {}
-    findings.metric("drives", results)
-    for index, drive in enumerate(settings.drives):
-        results[_label(drive)] = _drive_matrix(node, settings, index, drive, capabilities, findings, run_store)
-
-
-def _label(drive: StorageDrive) -> str:
-    return drive.serial or drive.wwn or ""
+    drives = tuple(_drive_matrix(node, settings, index, drive, capabilities, run_store)
+                   for index, drive in enumerate(settings.drives))
+    return StorageEvidence(capabilities.version, capabilities.dsync, drives)
 
 
 def _drive_matrix(node: Node, settings: StorageSettings, index: int, drive: StorageDrive,
-                  capabilities: FioCapabilities, findings: Findings, run_store: RunStore) -> dict:
+                  capabilities: FioCapabilities, run_store: RunStore) -> DriveRuns:
     key = f"checks.storage.drives[{index}]"
-    label = _label(drive)
+    label = drive.serial or drive.wwn or ""
     device = resolve_drive(node, drive)
-    findings.note(f"{label}: {device.path}" + (f" ({device.model})" if device.model else ""))
     jobs = [matrix_job(name, settings) for name in settings.jobs]
-    may_write = _may_write(node, drive, key, any(job.writes for job in jobs), findings)
+    wanted = drive.allow_destroy and any(job.writes for job in jobs)
+    refused = tuple(str(r) for r in refusals(drive, device_use(node, device), key)) if wanted else ()
+    may_write = wanted and not refused
     before = read_health(node, device) if may_write else None
-    measured: dict[str, dict] = {"device": device.path}
-    writes_refused = not may_write
+    runs: list[JobRun] = []
     for job in jobs:
-        if job.writes and writes_refused:
-            continue
-        try:
-            target = checked_for_writing(node, drive, key) if job.writes else device
-        except WriteRefused as refused:  # the device came into use since the last job
-            findings.problem(f"{label} {job.title}: not run: {refused}")
-            writes_refused = True
+        if job.writes and not may_write:
             continue
         seconds: list[Progress] = []
-        result = _run_job(node, job, target, settings, capabilities, label, findings, run_store, seconds.append)
-        if result is None:
+        try:
+            target = checked_for_writing(node, drive, key) if job.writes else device
+            run = _run_job(node, job, target, settings, capabilities, label, run_store, seconds.append)
+        except WriteRefused as refusal:  # the device came into use since the last job
+            runs.append(JobRun(job, None, f"not run: {refusal}", ()))
+            may_write = False
+            continue
+        runs.append(run)
+        if run.failure:
             break  # the drive failed or disappeared: later jobs would only repeat it
-        measured[job.name] = _judge_job(job, result, drive, settings, label, findings)
-        if job.whole_device:
-            measured[job.name].update(_slowest_second(job, seconds, label, findings))
-    if may_write:
-        _health_during_writes(before, read_health(node, device), label, findings)
-    return measured
-
-
-def _may_write(node: Node, drive: StorageDrive, key: str, wanted: bool, findings: Findings) -> bool:
-    if not wanted:
-        return False
-    if not drive.allow_destroy:
-        findings.note(f"{_label(drive)}: write jobs skipped: the profile does not allow destroying this drive's "
-                      f"data (set {key}.allow_destroy: true); read jobs only")
-        findings.not_qualified(f"writes not tested on {drive.identity}: the profile does not allow destroying its data",
-                               f"set allow_destroy: true for {drive.identity} under checks.storage.drives "
-                               f"(its data will be destroyed)")
-        return False
-    found = refusals(drive, device_use(node, resolve_drive(node, drive)), key)
-    if found:
-        findings.problem(f"{_label(drive)}: write jobs not run: " + "; ".join(str(r) for r in found))
-        return False
-    return True
+    after = read_health(node, device) if before is not None else None
+    return DriveRuns(drive, key, device, refused, tuple(runs), before, after, wrote=bool(wanted and not refused))
 
 
 def _run_job(node: Node, job: FioJobSpec, target: BlockDevice, settings: StorageSettings,
-             capabilities: FioCapabilities, label: str, findings: Findings, run_store: RunStore,
-             on_second: Callable[[Progress], None]) -> FioResult | None:
+             capabilities: FioCapabilities, label: str, run_store: RunStore,
+             on_second: Callable[[Progress], None]) -> JobRun:
     samples = run_store.samples("storage")
+    seconds: list[Progress] = []
 
     def record(progress: Progress) -> None:
         on_second(progress)
+        seconds.append(progress)
         samples.append({"drive": label, "job": job.name, "t": progress.t_s,
                         "read_mb_s": progress.read_bytes_s / MB, "write_mb_s": progress.write_bytes_s / MB,
                         "read_iops": progress.read_iops, "write_iops": progress.write_iops})
@@ -116,13 +127,12 @@ def _run_job(node: Node, job: FioJobSpec, target: BlockDevice, settings: Storage
     outcome = run_fio(node, argv, _time_allowed(job, target, settings), record)
     if outcome.report_text:
         run_store.save_raw(f"fio-{label}-{job.name}.json", outcome.report_text)
+    failure = None
     if outcome.failed:
         events = kernel_events(node, target.name)
-        findings.problem(f"{label} {job.title}: {outcome.failed}"
-                         + (f"; kernel: {' | '.join(events)}" if events else "")
-                         + ("; partial results kept" if outcome.result else ""))
-        return None
-    return outcome.result
+        failure = (outcome.failed + (f"; kernel: {' | '.join(events)}" if events else "")
+                   + ("; partial results kept" if outcome.result else ""))
+    return JobRun(job, outcome.result, failure, tuple(seconds))
 
 
 def _time_allowed(job: FioJobSpec, target: BlockDevice, settings: StorageSettings) -> float:
@@ -133,30 +143,83 @@ def _time_allowed(job: FioJobSpec, target: BlockDevice, settings: StorageSetting
     return passes * (target.size_bytes or 0) / SLOWEST_SURFACE_BYTES_S + settings.job_runtime
 
 
-def _slowest_second(job: FioJobSpec, seconds: list[Progress], label: str, findings: Findings) -> dict:
-    """Where on the surface the drive was slowest (a worn or remapped region shows as a dip)."""
-    if not seconds:
-        return {}
-    slowest = min(seconds, key=lambda s: s.read_bytes_s + s.write_bytes_s)
-    rate, at = (slowest.read_bytes_s + slowest.write_bytes_s) / MB, (slowest.read_bytes + slowest.written_bytes) / GIB
-    median_rate = sorted(s.read_bytes_s + s.write_bytes_s for s in seconds)[len(seconds) // 2] / MB
-    findings.note(f"{label} {job.title}: slowest second {rate:,.0f} MB/s around {at:,.1f} GiB done "
-                  f"(median {median_rate:,.0f} MB/s)")
-    return {"slowest_mb_s": round(rate, 1), "slowest_at_gib": round(at, 2), "median_mb_s": round(median_rate, 1)}
+# -- the judge: pure, on the evidence above
+
+def judge(evidence: StorageEvidence, settings: StorageSettings, findings: Findings) -> None:
+    findings.metric("fio", evidence.fio_version)
+    if not evidence.dsync:
+        findings.note(f"{evidence.fio_version} has no --sync=dsync: sync writes use O_SYNC (stricter than Ceph's "
+                      f"O_DSYNC)")
+    # per drive and job: iops, mb_s, latency_us, fit_for_ceph — context for the plots, not judged from here
+    findings.metric("drives", {runs.label: judge_drive(runs, settings, findings) for runs in evidence.drives})
 
 
-def _judge_job(job: FioJobSpec, result: FioResult, drive: StorageDrive, settings: StorageSettings, label: str,
+def judge_drive(runs: DriveRuns, settings: StorageSettings, findings: Findings) -> dict:
+    label, drive = runs.label, runs.drive
+    findings.note(f"{label}: {runs.device.path}" + (f" ({runs.device.model})" if runs.device.model else ""))
+    if any(matrix_job(name, settings).writes for name in settings.jobs) and not drive.allow_destroy:
+        findings.note(f"{label}: write jobs skipped: the profile does not allow destroying this drive's data "
+                      f"(set {runs.key}.allow_destroy: true); read jobs only")
+        findings.not_qualified(f"writes not tested on {drive.identity}: the profile does not allow destroying its data",
+                               f"set allow_destroy: true for {drive.identity} under checks.storage.drives "
+                               f"(its data will be destroyed)")
+    if runs.writes_refused:
+        findings.problem(f"{label}: write jobs not run: " + "; ".join(runs.writes_refused), name="write_jobs",
+                         subject=label)
+    measured: dict[str, dict] = {"device": runs.device.path}
+    for run in runs.runs:
+        if run.failure or run.result is None:
+            findings.problem(f"{label} {run.job.title}: {run.failure or 'no report'}", name=f"fio_{run.job.name}",
+                             subject=label)
+            continue
+        measured[run.job.name] = _judge_job(run, run.result, drive, settings, label, findings)
+    if runs.wrote:
+        _health_during_writes(runs.health_before, runs.health_after, label, findings)
+    return measured
+
+
+def _judge_job(run: JobRun, result: FioResult, drive: StorageDrive, settings: StorageSettings, label: str,
                findings: Findings) -> dict:
+    job = run.job
     read, write = _direction(result, "read"), _direction(result, "write")
-    main = write if job.name in ("seq_write", "rand_write", "sync_write", "write_verify") else read
-    figures = {"iops": round(read.iops + write.iops), "mb_s": round((read.bandwidth_bytes_s + write.bandwidth_bytes_s) / MB, 1),
-               "latency_us": _percentiles_us(main)}
-    findings.note(f"{label} {job.title}: {figures['iops']:,} IOPS, {figures['mb_s']:,} MB/s"
-                  + (f", p99 {figures['latency_us']['p99']:,} µs" if "p99" in figures["latency_us"] else ""))
-    if job.name in SPEC_FIGURES:
-        _against_spec(job, figures, drive, settings, label, findings)
-    if job.name == "sync_write":
-        figures["fit_for_ceph"] = _ceph_fitness(figures, settings, label, findings)
+    latency = _percentiles_us(write if job.name in WRITE_JOBS else read)
+    iops, bandwidth = read.iops + write.iops, read.bandwidth_bytes_s + write.bandwidth_bytes_s
+    spec_field, spec_kind = SPEC_FIGURES.get(job.name, (None, None))
+    spec = getattr(drive.spec, spec_field) if spec_field else None
+    share = settings.min_share_of_spec
+
+    def against_spec(kind: str, value: float, scale: float, unit: str) -> tuple[float | None, str]:
+        if spec is None or spec_kind != kind:
+            return None, ""
+        return spec * scale * share, (f"({value / (spec * scale):.0%} of the spec sheet's {spec:,.0f} {unit}; "
+                                      f"{share:.0%} required)")
+
+    sync = job.name == "sync_write"
+    low, detail = against_spec("iops", iops, 1, "IOPS")
+    if sync:
+        low, detail = settings.ceph_min_sync_write_iops, "(4 KiB sync writes at QD1: what Ceph's WAL asks)"
+    ceph = "not fit for Ceph: drives without power-loss protection manage hundreds"
+    checked = [findings.measure(f"fio_{job.name}_iops", round(iops), unit="IOPS", low=low, subject=label,
+                                text=f"{job.title} IOPS", detail=detail,
+                                because=ceph if sync else "below the spec sheet")]
+    low, detail = against_spec("bandwidth", bandwidth, MB, "MB/s")
+    checked.append(findings.measure(f"fio_{job.name}_bandwidth_bytes_per_second", bandwidth, unit="B/s", low=low,
+                                    subject=label, text=f"{job.title} bandwidth", detail=detail,
+                                    because="below the spec sheet"))
+    limits: dict[str, float] = dict(settings.sync_write_latency_us) if sync else {}
+    for name in (PERCENTILES if sync else ("p99",)):
+        limit = limits.get(name)
+        checked.append(findings.measure(f"fio_{job.name}_latency_{name.replace('.', '_')}_microseconds",
+                                        latency.get(name), unit="µs", high=limit, subject=label,
+                                        text=f"{job.title} {name} completion latency",
+                                        because="the profile's sync-write latency limit"))
+    figures = {"iops": round(iops), "mb_s": round(bandwidth / MB, 1), "latency_us": latency}
+    if sync:
+        figures["fit_for_ceph"] = all(m.outcome not in ("failed", "unknown") for m in checked)
+        if figures["fit_for_ceph"]:
+            findings.note(f"{label}: fit for Ceph: 4 KiB sync writes at QD1 reach {round(iops):,} IOPS")
+    if job.whole_device and run.seconds:
+        figures.update(_slowest_second(job, run.seconds, label, findings))
     return figures
 
 
@@ -178,36 +241,15 @@ def _percentiles_us(direction: Direction) -> dict[str, float]:
             if latency.percentile(share) is not None}
 
 
-def _against_spec(job: FioJobSpec, figures: dict, drive: StorageDrive, settings: StorageSettings, label: str,
-                  findings: Findings) -> None:
-    field, unit = SPEC_FIGURES[job.name]
-    spec = getattr(drive.spec, field)
-    if spec is None:
-        return
-    value = figures["mb_s"] if unit == "MB/s" else figures["iops"]
-    needed = spec * settings.min_share_of_spec
-    sentence = (f"{label} {job.title}: {value:,.0f} {unit} is {value / spec:.0%} of the spec sheet's "
-                f"{spec:,.0f} {unit} (at least {settings.min_share_of_spec:.0%} = {needed:,.0f} {unit} expected)")
-    if value < needed:
-        findings.problem(sentence)
-    else:
-        findings.note(sentence)
-
-
-def _ceph_fitness(figures: dict, settings: StorageSettings, label: str, findings: Findings) -> bool:
-    iops, minimum = figures["iops"], settings.ceph_min_sync_write_iops
-    fit = iops >= minimum
-    if fit:
-        findings.note(f"{label}: fit for Ceph: 4 KiB sync writes at QD1 reach {iops:,} IOPS (at least {minimum:,.0f} needed)")
-    else:
-        findings.problem(f"{label}: not fit for Ceph: 4 KiB sync writes at QD1 reach only {iops:,} IOPS, "
-                         f"below {minimum:,.0f} (drives without power-loss protection manage hundreds)")
-    for name, limit in settings.sync_write_latency_us.items():
-        value = figures["latency_us"].get(name)
-        if value is not None and value > limit:
-            fit = False
-            findings.problem(f"{label}: sync-write {name} latency {value:,} µs exceeds the limit of {limit:,.0f} µs")
-    return fit
+def _slowest_second(job: FioJobSpec, seconds: tuple[Progress, ...], label: str, findings: Findings) -> dict:
+    """Where on the surface the drive was slowest (a worn or remapped region shows as a dip)."""
+    slowest = min(seconds, key=lambda s: s.read_bytes_s + s.write_bytes_s)
+    rate, at = slowest.read_bytes_s + slowest.write_bytes_s, (slowest.read_bytes + slowest.written_bytes) / GIB
+    median_rate = sorted(s.read_bytes_s + s.write_bytes_s for s in seconds)[len(seconds) // 2]
+    findings.measure(f"fio_{job.name}_slowest_second_bytes_per_second", rate, unit="B/s", subject=label,
+                     text=f"{job.title}: slowest second",
+                     detail=f"around {at:,.1f} GiB done (median {median_rate / MB:,.0f} MB/s)")
+    return {"slowest_mb_s": round(rate / MB, 1), "slowest_at_gib": round(at, 2), "median_mb_s": round(median_rate / MB, 1)}
 
 
 def _health_during_writes(before: DriveHealth | None, after: DriveHealth | None, label: str,
@@ -215,13 +257,11 @@ def _health_during_writes(before: DriveHealth | None, after: DriveHealth | None,
     if before is None or after is None:
         findings.note(f"{label}: no SMART (loop device): media-error growth during the writes not checked")
         return
-    grown = (after.media_errors or 0) - (before.media_errors or 0)
-    if grown > 0:
-        findings.problem(f"{label}: media errors grew by {grown} during the write jobs "
-                         f"({before.media_errors} -> {after.media_errors})")
+    findings.measure("media_errors_during_writes", (after.media_errors or 0) - (before.media_errors or 0), high=0,
+                     subject=label, text="media errors grown during the write jobs",
+                     detail=f"({before.media_errors} -> {after.media_errors})",
+                     because="the drive is failing under writes")
     new_bits = (after.critical_warning or 0) & ~(before.critical_warning or 0)
     if new_bits:
-        findings.problem(f"{label}: critical warning 0x{new_bits:02x} appeared during the write jobs")
-    if grown <= 0 and not new_bits:
-        findings.note(f"{label}: SMART unchanged by the writes (media errors {after.media_errors}, "
-                      f"critical warning 0x{after.critical_warning or 0:02x})")
+        findings.problem(f"{label}: critical warning 0x{new_bits:02x} appeared during the write jobs",
+                         name="critical_warning_during_writes", subject=label)
