@@ -299,6 +299,42 @@ class SelftestSettings(_Strict):
     short_minutes: float = Field(2.0, gt=0, description="short-test time assumed when the drive states none")
 
 
+class DriveIntegritySettings(_Strict):
+    """Every drive allowed to be destroyed: a fast fake-capacity probe, then every block written and read back."""
+
+    probe: bool = Field(True, description="write and read back blocks at exponentially spaced offsets first")
+    probe_per_octave: int = Field(4, ge=1, le=64, description="probe blocks per doubling of the offset")
+    surface: bool = Field(True, description="write the whole surface (or `share` of it) and read it all back")
+    share: float = Field(1.0, gt=0, le=1, description="share of the claimed capacity written and read back: the "
+                                                      "length of the check (below 1: spread over `zones` stretches)")
+    zones: int = Field(64, ge=1, le=4096, description="with share below 1: evenly spaced stretches tested")
+    block_size: int = Field(4096, ge=4096, le=1 << 20, multiple_of=4096,
+                            description="each block of this size carries its offset and the run's nonce")
+    chunk_mib: int = Field(4, ge=1, le=64, description="size of each write and read")
+    threads: int = Field(4, ge=1, le=64, description="writes or reads in flight at once")
+    sample_interval: Seconds = Field(1.0, ge=0.1, le=3600, description="throughput over the surface sampled this often")
+    slow_zone_share: float = Field(0.5, gt=0, lt=1, description="a stretch slower than this share of the pass's "
+                                                                "median speed is a slow zone")
+    slow_zones_fail: bool = Field(False, description="slow zones fail the drive (default: a warning)")
+    progress_interval: Seconds = Field(30.0, ge=1, le=86400, description="how often progress with ETA is printed")
+
+    @model_validator(mode="after")
+    def _blocks_fit_chunks(self) -> "DriveIntegritySettings":
+        if (self.chunk_mib << 20) % self.block_size:
+            raise ValueError(f"chunk_mib ({self.chunk_mib} MiB) must be a multiple of block_size ({self.block_size})")
+        return self
+
+
+class PowerLossProtectionSettings(_Strict):
+    """4 KiB writes at queue depth 1 with and without O_DSYNC/fsync on the same drive: PLP, measured."""
+
+    job_runtime: Seconds = Field(10.0, gt=0, le=3600, description="length of each of the two fio jobs")
+    min_sync_share: float = Field(0.25, gt=0, le=1, description="sync-write IOPS below this share of plain-write "
+                                                                "IOPS: no effective power-loss protection")
+    sync: Literal["dsync", "fsync"] = Field("dsync", description="O_DSYNC on every write (Ceph's WAL) or an fsync "
+                                                                  "after every write")
+
+
 class MemorySettings(_Strict):
     """Memory burn-in: stress-ng --vm --verify (and stressapptest where installed) over most of the free memory."""
 
@@ -387,6 +423,8 @@ class Checks(_Strict):
     ssd_health: SsdHealthSettings = SsdHealthSettings()
     selftest: SelftestSettings = SelftestSettings()
     drive_identity: DriveIdentitySettings = DriveIdentitySettings()
+    drive_integrity: DriveIntegritySettings = DriveIntegritySettings()
+    power_loss_protection: PowerLossProtectionSettings = PowerLossProtectionSettings()
     memory: MemorySettings = MemorySettings()
     idle_power: IdlePowerSettings = IdlePowerSettings()
     pcie: PcieSettings = PcieSettings()
