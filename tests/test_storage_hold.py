@@ -10,10 +10,12 @@ import threading
 import time
 
 import pytest
+from loopback_sshd import loopback_sshd
 from storage_loop import MKFS_EXT4, forget_run_lock, local_node, loop_devices, sh
 from test_storage_guard import write_job
 
 from qualify.errors import QualifyError
+from qualify.node import connect
 from qualify.node.lock import NodeBusy
 from qualify.storage import WriteRefused
 from qualify.storage.runner import run_fio
@@ -138,3 +140,22 @@ def test_a_device_held_by_someone_else_exclusively_is_not_written(loops, serial,
     finally:
         other.kill()
         other.wait()
+
+
+def test_over_ssh_the_write_job_holds_the_drive_too(loops, serial, tmp_path):
+    device = loops.make(serial)
+    rest = region_checksum(device, 16 * MIB)
+    with loopback_sshd(tmp_path / "sshd") as sshd:
+        node = connect("remote", sshd.profile(paths={"sysfs": str(tmp_path / "tree")}, checks={
+            "storage": {"drives": [{"serial": serial, "allow_destroy": True}]}}))
+        try:
+            job = Job(node, device, seconds=3)
+            job.start()
+            assert job.started.wait(60) and job.error is None, job.error
+            mkfs = sh(*MKFS_EXT4, "-F", "-F", device, check=False)
+            job.join(60)
+        finally:
+            node.close()
+    assert job.outcome is not None and job.outcome.failed is None, job.error or job.outcome.failed
+    assert mkfs.returncode != 0 and re.search("busy|in use", mkfs.stderr, re.IGNORECASE), mkfs.stderr
+    assert region_checksum(device, 16 * MIB) == rest
