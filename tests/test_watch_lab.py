@@ -123,7 +123,7 @@ def test_stuck_heartbeat_channel_of_a_live_node_is_not_a_freeze(lab, lab_env):
     """Only our heartbeat loop stops (SIGSTOP), sshd still answers: a warning, a new channel, no freeze."""
     boot_id = lab_status(lab).nodes["lab-pve2"].tree_root / "proc/sys/kernel/random/boot_id"
     node, store, watcher = watch(lab_env, "lab-pve2")
-    found = subprocess.run(["pgrep", "-f", f"^sh -c renice .* {boot_id} "], capture_output=True, text=True)
+    found = subprocess.run(["pgrep", "-f", f"qualify-heartbeat {boot_id} "], capture_output=True, text=True)
     pids = [int(p) for p in found.stdout.split()]
     assert len(pids) == 1, f"expected the one heartbeat loop of this watch, found {pids}"
     try:
