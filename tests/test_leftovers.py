@@ -107,9 +107,11 @@ def test_sigkill_during_a_write_job_ends_fio_and_the_next_run_waits_for_it(loops
     finally:
         controller.kill()
         controller.wait()
+        killed = time.monotonic()
     # The next run: its lock comes only once the killed run's fio and hold are gone.
     node = node_for(serial, tmp_path, lock_wait=30)
     with node.exclusive("the next run"):
+        print(f"write job: the next run had the node {time.monotonic() - killed:.2f} s after the SIGKILL")
         left = {pid: below[pid] + " " + Path(f"/proc/{pid}/cmdline").read_text()[:300] for pid in below if alive(pid)}
         assert not left, f"the next run got the node while the killed run's loads ran: {left}"
     print(f"write job: the killed run's processes were gone {wait_gone(list(below)):.2f} s after the lock was had")
