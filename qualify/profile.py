@@ -108,6 +108,8 @@ class Paths(_Strict):
 
 
 class MicrocodeSettings(_Strict):
+    """Running microcode revision against the profile, the node's firmware files and the kernel log."""
+
     min_revision: Revision | None = Field(None, description="lowest acceptable running revision")
     require_early_load: bool = Field(False, description="fail when the kernel log shows no early (initramfs) "
                                                       "microcode update and the CPUs lack the newest offered revision")
@@ -126,13 +128,18 @@ class NetworkLink(_Strict):
 
 
 class NetworkSettings(_Strict):
-    links: list[NetworkLink] = []
+    """iperf3 over every link, each direction judged against its link's expected rate (see docs/checks/network.md)."""
+
+    links: list[NetworkLink] = Field([], description="the node's links to test (default: found at run start from "
+                                                     "the run's peers)")
     expected_rate: BitsPerSecond | None = Field(None, description="rate of every link whose entry names none "
                                                                   "(default: the link's negotiated speed)")
     streams: int = Field(4, ge=1, le=128, description="iperf3 -P")
     duration: Seconds = Field(10.0, gt=0, description="iperf3 -t, per direction")
-    directions: list[Literal["forward", "reverse", "bidir"]] = Field(["forward", "reverse", "bidir"], min_length=1)
-    min_share: float = Field(0.9, gt=0, le=1, description="share of the expected rate each direction must reach")
+    directions: list[Literal["forward", "reverse", "bidir"]] = Field(["forward", "reverse", "bidir"], min_length=1,
+                                                                      description="iperf3 tests per link")
+    min_share: float = Field(0.9, gt=0, le=1, description="share of the expected rate each direction must reach; "
+                                                          "with no rate known the direction is unknown, not passed")
     port: int = Field(5201, ge=1, le=65535, description="iperf3 server port; the next free one of 10 is used")
     connect_timeout: Seconds = Field(10.0, gt=0, description="to reach the peer and its iperf3 server")
     max_retransmit_percent: float = Field(1.0, ge=0, description="retransmitted share of segments named as a cause")
@@ -140,9 +147,11 @@ class NetworkSettings(_Strict):
 
 
 class NicHealthSettings(_Strict):
+    """Link state, PCIe link, module diagnostics, MTU, pings and error counters under load (docs/checks/nic_health.md)."""
+
     mtu: int | None = Field(None, ge=68, le=65535, description="expected MTU of every link (default: agree with the peer)")
     ping_count: int = Field(20, ge=1, description="pings per link while the link is loaded")
-    max_ping_loss_percent: float = Field(0.0, ge=0, le=100)
+    max_ping_loss_percent: float = Field(0.0, ge=0, le=100, description="ping loss allowed under load, %")
     max_ping_rtt_ms: float = Field(5.0, gt=0, description="average round trip under load")
     load_duration: Seconds = Field(5.0, gt=0, description="iperf3 load while counters and ping are watched")
 
@@ -223,21 +232,26 @@ StorageJob = Literal["seq_read", "seq_write", "rand_read", "rand_write", "mixed"
 
 
 class StorageSettings(_Strict):
-    drives: list[StorageDrive] = []
+    """The fio matrix and the sustained write (docs/checks/storage.md, docs/checks/storage_falloff.md)."""
+
+    drives: list[StorageDrive] = Field([], description="drives to test, by serial or WWN (default: the node's "
+                                                        "drives found at run start, read-only)")
     jobs: list[StorageJob] = Field(["seq_read", "seq_write", "rand_read", "rand_write", "mixed", "sync_write"],
                                    description="the fio matrix; write jobs run only on drives allowed to be destroyed")
     job_runtime: Seconds = Field(30.0, gt=0, description="length of each fio job of the matrix")
     queue_depth: int = Field(32, ge=1, le=4096, description="iodepth of the sequential and random jobs")
     random_jobs: int = Field(4, ge=1, le=256, description="numjobs of the random and mixed jobs")
-    ioengine: Literal["io_uring", "libaio"] = "io_uring"
+    ioengine: Literal["io_uring", "libaio"] = Field("io_uring", description="fio --ioengine (io_uring needs fio 3.13)")
     min_share_of_spec: float = Field(0.7, gt=0, le=1, description="share of each spec figure a job must reach")
     # Ceph's BlueStore WAL writes 4 KiB with O_DSYNC at depth 1: drives with power-loss protection do
     # tens of thousands of these per second, consumer drives a few hundred.
-    ceph_min_sync_write_iops: float = Field(5000.0, gt=0)
+    ceph_min_sync_write_iops: float = Field(5000.0, gt=0, description="4 KiB O_DSYNC writes at QD1 a drive must "
+                                                                      "sustain to be fit for Ceph")
     sync_write_latency_us: dict[Literal["p50", "p99", "p99.9", "p99.99"], float] = Field(
         {"p99": 2000.0, "p99.99": 20000.0}, description="limits on the sync-write completion latency")
     sustained_duration: Seconds | None = Field(None, gt=0, description="sustained write length (default: duration)")
-    falloff_share: float = Field(0.5, gt=0, lt=1, description="cache falloff: bandwidth below this share of the start")
+    falloff_share: float = Field(0.5, gt=0, lt=1, description="cache falloff: bandwidth below this share of the start; "
+                                                              "a drive sustaining less than it fails")
     min_sustained_mb_s: float | None = Field(None, gt=0, description="steady bandwidth after the falloff must reach it")
 
     @field_validator("drives")
