@@ -98,6 +98,7 @@ def check_drive_integrity(node: Node, profile: Profile, findings: Findings, run_
                            _progress(node.name, drive, settings, capsys))
         judged.append(judge(evidence, settings))
     findings.metric("verdicts", {j.subject: j.line for j in judged})
+    findings.metric("slow_zone_share", settings.slow_zone_share)  # the plot draws the slow-zone line
     for judgement in judged:
         judgement.record(findings, VERDICT)
 
