@@ -31,6 +31,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "timeout": "coreutils",
     "cat": "coreutils",
     "grep": "grep",
+    "perl": "perl-base",  # every node command runs under a Perl tether (qualify/node/tether.py)
 }
 
 # What `qualify prepare` installs on a node: everything the checks may run.
