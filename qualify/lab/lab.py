@@ -29,7 +29,8 @@ from qualify.lab._cmd import require_root, require_tools
 from qualify.lab.overlay import overlay_content, write_overlay
 from qualify.lab.tree import NodeSpec, build_node_tree
 from qualify.lab.thermal_model import start_model, stop_model
-from qualify.lab.drive import bin_dir, prepare_lab_drive
+from qualify.lab.drive import bin_dir, lab_drive_serial, prepare_lab_drive
+from qualify.lab.fakedrive import IMAGE, fake_drive_healthy, make_fake_drive, remove_fake_drive
 
 DEFAULT_LAB_DIR = "/run/qualify-lab"
 MARKER = ".qualify-lab"  # lab_down deletes a lab_dir only when this marker says it is ours
@@ -50,6 +51,9 @@ class LabConfig:
     subnet: int = 213          # the lab uses 10.<subnet>.0.0/16
     nodes: tuple[str, ...] = ("lab-pve1", "lab-pve2", "lab-pve3")  # never a real node's name
     disk_mib: int = 256        # size of each node's sparse "U.2" backing file
+    # A node that also carries a drive claiming 4x what it holds (a second loop device over a FUSE file that
+    # wraps onto disk_mib): drive_integrity must reject it. None: no fake drive (the lab's checks keep theirs).
+    fake_drive: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lab_dir", Path(self.lab_dir).absolute())
@@ -72,6 +76,8 @@ class LabConfig:
             raise LabError(f"lab bridge name {self.bridge!r} is longer than {IFNAMSIZ} characters")
         if self.disk_mib < 1:
             raise LabError(f"lab disk size {self.disk_mib} MiB: expected at least 1")
+        if self.fake_drive is not None and self.fake_drive not in self.nodes:
+            raise LabError(f"lab fake drive node {self.fake_drive!r}: expected one of {', '.join(self.nodes)}")
 
     @classmethod
     def from_env(cls) -> "LabConfig":
@@ -87,6 +93,8 @@ class LabConfig:
                 raise LabError(f"QUALIFY_LAB_SUBNET={raw!r}: expected a number 0..255") from None
         if os.environ.get("QUALIFY_LAB_NODES"):
             kw["nodes"] = tuple(os.environ["QUALIFY_LAB_NODES"].replace(",", " ").split())
+        if os.environ.get("QUALIFY_LAB_FAKE_DRIVE"):
+            kw["fake_drive"] = os.environ["QUALIFY_LAB_FAKE_DRIVE"]
         return cls(**kw)  # type: ignore[arg-type]
 
     # Names and addresses, derived in one place so up, down and status agree.
@@ -119,6 +127,9 @@ class LabConfig:
 
     def overlay(self, node: str) -> Path:
         return self.lab_dir / "overlay" / f"{node}.yaml"
+
+    def fake_drive_dir(self, node: str) -> Path:
+        return self.node_dir(node) / "fake-drive"
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,7 @@ class LabState:
         d = json.loads(text)
         c = d["config"]
         config = LabConfig(lab_dir=Path(c["lab_dir"]), prefix=c["prefix"], subnet=c["subnet"],
-                           nodes=tuple(c["nodes"]), disk_mib=c.get("disk_mib", 256))
+                           nodes=tuple(c["nodes"]), disk_mib=c.get("disk_mib", 256), fake_drive=c.get("fake_drive"))
         nodes = {}
         for name, n in d["nodes"].items():
             nodes[name] = NodeState(
@@ -276,6 +287,8 @@ def _healthy(cfg: LabConfig) -> LabState | None:
         if not (netns.link_exists(ln.dev_a, cfg.netns(ln.a)) and netns.link_exists(ln.dev_b, cfg.netns(ln.b))):
             return None
     if not all(p.is_file() for p in (state.ssh_config, state.known_hosts, state.identity)):
+        return None
+    if cfg.fake_drive and not fake_drive_healthy(cfg.fake_drive_dir(cfg.fake_drive)):
         return None
     return state
 
@@ -397,6 +410,10 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
 
         overlay = cfg.overlay(node)
         prepare_lab_drive(node, backing)  # its QLAB- serial marker (and SMART fixture)
+        if node == cfg.fake_drive:
+            folder = cfg.fake_drive_dir(node)
+            fake = make_fake_drive(folder, cfg.disk_mib << 22, cfg.disk_mib << 20, lab_drive_serial(folder / IMAGE))
+            (nd / "sys" / "block" / Path(fake.loop_device).name).symlink_to(f"/sys/block/{Path(fake.loop_device).name}")
         write_overlay(overlay, overlay_content(d / "ssh_config", node, nd))
         nodes[node] = NodeState(
             name=node, netns=cfg.netns(node), mgmt_ip=cfg.mgmt_ip(node), sshd_pid=pid,
@@ -489,7 +506,11 @@ def _down(cfg: LabConfig) -> None:
             if name in links:
                 attempt(f"`ip link del {name}`", netns.link_del, name)
 
-    # 3. Loop devices, only those backed by our files.
+    # 3. Loop devices, only those backed by our files; a fake drive's first, then its FUSE mount and daemon.
+    for c in configs:
+        for node in c.nodes:
+            if c.fake_drive_dir(node).is_dir():
+                attempt(f"removing the fake drive of {node}", remove_fake_drive, c.fake_drive_dir(node))
     backing = {c.backing_file(n) for c in configs for n in c.nodes}
     if state is not None:
         backing |= {n.backing_file for n in state.nodes.values()}
