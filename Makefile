@@ -116,5 +116,6 @@ bench: install tools
 	$(PY) benchmarks/telemetry_sampler.py
 	$(PY) benchmarks/report_72h.py
 	$(PY) benchmarks/fio_overhead.py 5 5
+	$(PY) benchmarks/integrity_write_verify.py 1024 3
 	$(PY) benchmarks/iperf_overhead.py lab-pve2 lab-pve1 5 3 2e9
 	$(PY) benchmarks/freeze_detection.py lab-pve2 20 5
