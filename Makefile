@@ -66,9 +66,15 @@ tools:
 test: install tools
 	$(PY) -m pytest
 
+# The real-node path on the lab: a profile written from the live node, its drive allowed to be
+# destroyed (the lab's own loop file; on a real node this is a step you take by hand), then the run.
+DEMO_PROFILE := reports/demo/lab-pve2.yaml
 demo: install tools
 	$(QUALIFY) lab up
-	$(QUALIFY) run lab-pve2 --profile profiles/base/lab.yaml $(CHECKS_OPT)
+	@mkdir -p reports/demo && echo "extends: base/lab.yaml" > $(DEMO_PROFILE)
+	$(QUALIFY) profile init lab-pve2 --peers lab-pve1,lab-pve3 --profile $(DEMO_PROFILE) --output $(DEMO_PROFILE) --force
+	sed -i 's/allow_destroy: false/allow_destroy: true/' $(DEMO_PROFILE)
+	$(QUALIFY) run lab-pve2 --profile $(DEMO_PROFILE) $(CHECKS_OPT)
 	@echo "--- second-hand SSD acceptance: lab node lab-pve3 carries a worn-out drive, its rejection is expected:"
 	-$(QUALIFY) run lab-pve3 --profile profiles/base/lab.yaml --checks ssd_health
 

@@ -167,6 +167,8 @@ class Findings:
         if subject:
             what = f"{subject}: {what}"
         limits = limit_text(low, high, unit)
+        if isinstance(value, bool) and (low is not None or high is not None):  # a yes/no fact with an expectation
+            limits = f"expected {'yes' if (low or 0) >= 1 else 'no'}"
         if outcome == "unknown":
             sentence = f"{what} could not be read{': ' + detail if detail else ''} ({limits}: not judged)"
         else:

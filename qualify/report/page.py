@@ -51,7 +51,9 @@ def measurement_row(m: dict[str, Any]) -> dict[str, Any]:
     """A measurement as the page shows it: value with unit, the limit, the outcome in words, a meter."""
     value, unit, low, high = m.get("value"), m.get("unit", ""), m.get("low"), m.get("high")
     row = {"name": m.get("name", ""), "subject": m.get("subject") or "", "value": format_value(value, unit),
-           "limit": limit_text(low, high, unit), "outcome": m.get("outcome", "info"),
+           "limit": (f"expected {'yes' if (low or 0) >= 1 else 'no'}" if isinstance(value, bool) and
+                     (low is not None or high is not None) else limit_text(low, high, unit)),
+           "outcome": m.get("outcome", "info"),
            "sentence": m.get("sentence", ""), "because": m.get("because") or "", "meter": None}
     if isinstance(value, (int, float)) and not isinstance(value, bool) and (low is not None or high is not None):
         top = max(abs(x) for x in (value, low, high) if x is not None) * 1.15 or 1.0
