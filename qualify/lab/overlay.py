@@ -28,13 +28,17 @@ def overlay_content(ssh_config: Path, node: str, node_dir: Path) -> dict[str, An
         # 10 Gb/s, the lab's links are shaped to LAB_LINK_RATE.
         "checks": {"network": {"duration": "2s", "expected_rate": f"{LAB_LINK_RATE / 1e6:g}M"},
                    "nic_health": {"load_duration": "2s"},
-            # the stand-in drive's self-tests take seconds, not minutes: read their progress every second
+                   # the stand-in drive's self-tests take seconds, not minutes: read their progress every second
             "selftest": {"poll_interval": "1s"},
                    # The loop drive: the fio matrix runs for real, a few seconds per job. It is a file on this
                    # machine's disk, shared with whatever else runs here: sync-write bars a real U.2 must meet
                    # would judge the host, so the lab asks for little and sets no latency limits.
                    "storage": {"job_runtime": "3s", "random_jobs": 2, "ceph_min_sync_write_iops": 20,
-                               "sync_write_latency_us": {}}},
+                               "sync_write_latency_us": {}},
+                   # ... and a file has no power-loss protection: its sync share judges the host's disk
+                   "power_loss_protection": {"job_runtime": "3s", "min_sync_share": 0.01},
+                   "cpu_correctness": {"per_cpu": "3s", "all_cpus": "5s", "retests": 1},
+                   "pcie": {"load": "5s"}},
     }
 
 
