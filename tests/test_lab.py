@@ -367,9 +367,9 @@ def test_overlay_points_the_checks_at_the_node_tree(cfg: LabConfig, lab) -> None
         "paths": {"sysfs": str(nd / "sys"), "procfs": str(nd / "proc"), "firmware": str(nd / "firmware"),
                   "kernel_log": str(nd / "kernel.log")},
     }
-    # what the lab tells the checks about its own hardware: the mesh links and the loop drive
-    assert {link["peer"] for link in overlay["checks"]["network"]["links"]} == {"lab-pve1", "lab-pve3"}
-    assert overlay["checks"]["storage"]["drives"][0]["serial"].startswith("QLAB-")
+    # only how to reach the node and how short its checks are: its drive and links are discovered
+    assert "links" not in overlay["checks"]["network"] and "drives" not in overlay["checks"]["storage"]
+    assert overlay["checks"]["network"]["expected_rate"] == "500M"
     assert overlay_path(cfg, "lab-pve9") is None
     cp = _ssh(lab, "lab-pve2", f"grep -c ^processor {nd / 'proc/cpuinfo'}")
     assert cp.stdout.strip() == "16"
