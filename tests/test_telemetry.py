@@ -29,10 +29,16 @@ SENSORS = {  # corpus file -> {series: value} the sampler must find (names as pe
     "amd-k10temp-tctl-tdie-amdgpu-sensors-j.json": {
         "temp:k10temp/Tctl": 53.125, "temp:k10temp/Tdie": 53.125, "temp:amdgpu/edge": 53.0,
         "fan:amdgpu/fan1": 730, "power:amdgpu/power1": 11.018},
+    "amd-epyc-7252-k10temp-unlabelled-temp1-only-sensors-j.json": {"temp:k10temp/temp1": 58.0},
+    "proxmox-amd-k10temp-tctl-tccd1-tccd2-nvme-sensor1-2-sensors-j.json": {
+        "temp:k10temp/Tctl": 51.625, "temp:k10temp/Tccd1": 48.75, "temp:k10temp/Tccd2": 45.0,
+        "temp:nvme/Composite": 36.85, "temp:nvme/Sensor 2": 41.85},
 }
 PACKAGE = {"intel-8p8e-hybrid-coretemp-2x-nvme-sensors-j.json": ["temp:coretemp/Package id 0"],
            "asrock-nct6798-intel-6p8e-hybrid-nvme-sensors-j.json": ["temp:coretemp/Package id 0"],
-           "amd-k10temp-tctl-tdie-amdgpu-sensors-j.json": ["temp:k10temp/Tctl"]}
+           "amd-k10temp-tctl-tdie-amdgpu-sensors-j.json": ["temp:k10temp/Tctl"],
+           "amd-epyc-7252-k10temp-unlabelled-temp1-only-sensors-j.json": ["temp:k10temp/temp1"],  # was none
+           "proxmox-amd-k10temp-tctl-tccd1-tccd2-nvme-sensor1-2-sensors-j.json": ["temp:k10temp/Tctl"]}
 
 
 def test_every_sensors_corpus_file_is_covered():

@@ -27,7 +27,9 @@ from qualify.store import read_samples
 from qualify.telemetry.stream import STREAM, stream_for
 
 # The sensor that stands for "the CPU package", best first.
+# k10temp's temp1 is Tctl; kernels/lm-sensors that give it no label show "temp1" (EPYC 7252 seen so)
 _PACKAGE_PATTERNS = (r"temp:coretemp[^/]*/Package id \d+", r"temp:k10temp[^/]*/Tctl", r"temp:k10temp[^/]*/Tdie",
+                     r"temp:k10temp[^/]*/temp1",
                      r"zone:x86_pkg_temp.*", r"temp:zenpower[^/]*/Tdie", r"temp:cpu_thermal.*")
 _CORE_PATTERN = re.compile(r"temp:(coretemp[^/]*/Core \d+|k10temp[^/]*/Tccd\d+)")
 TEMP_RANGE_C = (-40.0, 150.0)   # beyond any silicon sensor's range: a bad read (0xFFFF, 255.5, -273)
