@@ -19,7 +19,12 @@ from qualify.parsers.cpuinfo import (
 # family, model, stepping, microcode, signature of each corpus cpuinfo
 CPUINFO_EXPECTED = {
     "cpuinfo-i5-12400-alderlake-microcode-0x2c-cpu0.txt": (6, 151, 5, 0x2C, 0x90675),
+    # Zen 4: family 25 = base 0xF + extended 0xA, the signature AMD's microcode files are keyed by
+    "cpuinfo-amd-epyc-9354-genoa-family-25-microcode-0xa101148-cpu0.txt": (25, 17, 1, 0xA101148, 0xA10F11),
+    # arm64: no family/model/stepping/microcode lines; two CPUs
+    "cpuinfo-arm64-cortex-a57-kata-containers-test-template-2cpus.txt": (None, None, None, None, None),
 }
+CPU_COUNT = {"cpuinfo-arm64-cortex-a57-kata-containers-test-template-2cpus.txt": 2}
 CPUINFO_FILES = sorted(path.name for path in corpus_path("microcode").glob("cpuinfo-*.txt"))
 
 
@@ -34,7 +39,9 @@ def test_every_corpus_cpuinfo_has_an_expectation():
 @pytest.mark.parametrize("name", CPUINFO_FILES)
 def test_corpus_cpuinfo(name):
     family, model, stepping, microcode, signature = CPUINFO_EXPECTED[name]
-    [cpu] = parse_cpuinfo(corpus_path("microcode", name).read_text())
+    cpus = parse_cpuinfo(corpus_path("microcode", name).read_text())
+    assert len(cpus) == CPU_COUNT.get(name, 1) and [c.processor for c in cpus] == list(range(len(cpus)))
+    cpu = cpus[0]
     assert (cpu.family, cpu.model, cpu.stepping, cpu.microcode) == (family, model, stepping, microcode)
     assert cpu.signature == signature
 

@@ -40,6 +40,22 @@ EXPECTED: dict[str, tuple] = {
                                             "1000baseT/Half", "1000baseT/Full", "10000baseT/Full"],
         supports_auto_negotiation=True, advertised_auto_negotiation=True, speed_mbps=None, duplex=None,
         auto_negotiation=None, port=None, link_detected=None)),  # cut short after the link partner modes
+    # ethtool >= 5.x without CAP_NET_ADMIN: an unindented "netlink error" line inside the block
+    "node-exporter-e1000e-settings-netlink-error-message-level-lines.txt": (parse_ethtool_link, LinkSettings(
+        interface="eth0", supported_ports=["TP", "MII"],
+        supported_link_modes=["10baseT/Half", "10baseT/Full", "100baseT/Half", "100baseT/Full", "1000baseT/Full",
+                              "10000baseT/Full"],
+        advertised_link_modes=["10baseT/Half", "10baseT/Full", "100baseT/Half", "100baseT/Full", "1000baseT/Full"],
+        link_partner_advertised_link_modes=[], supports_auto_negotiation=True, advertised_auto_negotiation=True,
+        speed_mbps=1000, duplex="Full", auto_negotiation=True, port="Twisted Pair", link_detected=True)),
+    "node-exporter-e1000e-i-driver-empty-rom-version.txt": (parse_ethtool_driver_info, DriverInfo(
+        driver="e1000e", version="5.11.0-22-generic", firmware_version="0.5-4", expansion_rom_version=None,
+        bus_info="0000:00:1f.6", supports=ALL_SUPPORTS)),
+    "node-exporter-S-rx-missed-name-with-space.txt": (lambda text: parse_ethtool_statistics(text).counters, {
+        "tx_packets": 961500, "rx_packets": 1260062, "tx_errors": 0, "rx_errors": 0, "rx_missed": 401,
+        "align_errors": 0, "tx_single_collisions": 0, "tx_multi_collisions": 0, "rx_unicast": 1230297,
+        "rx_broadcast": 5792, "rx_multicast": 23973, "tx_aborted": 0, "tx_underrun": 0, "duplicate metric": 1,
+        "duplicate_metric": 2}),
 }
 FILES = sorted(path.name for path in corpus_path("ethtool").iterdir() if not path.name.startswith("m-"))
 

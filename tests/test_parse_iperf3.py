@@ -27,11 +27,19 @@ EXPECTED = {
         ("UDP", 1, False, [(True, 1048569.7085817485, None, 10)], (0.6057128493969417, 0.016163250220207454), None),
 }
 EXCERPT = "issue1143-excerpts-json-tail-with-trailing-error-line-and-server-error-key.txt"
+# Real documents that end mid-way (the run was killed or the capture cut): a ParseError saying so, never zeros.
+CUT_SHORT = {"cloudpilot-iperf-3.9-tcp-n-10k-bytes-mode-document-cut-short-tab-indented.json"}
 FILES = sorted(path.name for path in corpus_path("iperf3").iterdir())
 
 
 def test_every_corpus_file_has_an_expectation():
-    assert set(FILES) == set(EXPECTED) | {EXCERPT}
+    assert set(FILES) == set(EXPECTED) | {EXCERPT} | CUT_SHORT
+
+
+@pytest.mark.parametrize("name", sorted(CUT_SHORT))
+def test_a_real_document_cut_short_is_a_parse_error_that_says_so(name):
+    with pytest.raises(ParseError, match="cut short"):
+        parse_iperf3(corpus_path("iperf3", name).read_text())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

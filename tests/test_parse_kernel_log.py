@@ -4,16 +4,28 @@ import json
 from collections import Counter
 
 import pytest
+from corpus import corpus_path
 
 from qualify.errors import ParseError
-from qualify.parsers.kernel_log import (KINDS, KernelLogReader, classify, parse_journal_line, parse_kernel_line,
-                                        parse_kernel_log, split_prefix)
-
-from corpus import corpus_path
+from qualify.parsers.kernel_log import (
+    KINDS,
+    KernelLogReader,
+    classify,
+    parse_journal_line,
+    parse_kernel_line,
+    parse_kernel_log,
+    split_prefix,
+)
 
 # (kind, severity) -> count, for every file of the corpus folder.
 EXPECTED = {
     "aer-correctable-new-wording-dmesg-T.txt": {("aer_corrected", "warning"): 2},
+    # AMD's decoder: the MC4_STATUS line with CECC is a corrected DRAM error, judged like EDAC's (by growth)
+    "amd-fam10h-decoded-mc4-dram-ecc-corrected-syslogd-wall.txt": {("memory_corrected", "warning"): 2},
+    # MCi_STATUS cc59dec000041152 ...: VAL and OVER set, UC (bit 61) clear: corrected
+    "mce-intel-corrected-bank6-journal-short-host-homeassistant.txt": {("mce", "warning"): 4},
+    "mce-bank9-zero-status-dmesg-tail-with-userspace-kmsg-lines.txt": {("mce", "warning"): 2},
+    "mce-events-logged-proxmox-ryzen-dmesg-T-in-kernel-decoding.txt": {("mce", "warning"): 6},
     "aer-corrected-data-link-layer-timeout-dmesg.txt": {("aer_corrected", "warning"): 4},
     "aer-corrected-physical-layer-rxerr-journal-ru-locale.txt": {("aer_corrected", "warning"): 3},
     "aer-old-format-receiver-id-multiple-corrected.txt": {("aer_corrected", "warning"): 4},
@@ -69,7 +81,8 @@ EXPECTED = {
     "xfs-metadata-io-error-log-mount-failed-syslog.txt": {("fs_error", "error"): 3},
     "xfs-old-log-io-error-detected-journal-short.txt": {("fs_shutdown", "critical"): 1},
 }
-UNSTAMPED = {"ata-limiting-speed-link-down-kmsg-level-no-stamp.txt", "xfs-force-shutdown-corruption-kernel-prefix-no-stamp.txt"}
+UNSTAMPED = {"ata-limiting-speed-link-down-kmsg-level-no-stamp.txt", "xfs-force-shutdown-corruption-kernel-prefix-no-stamp.txt",
+             "amd-fam10h-decoded-mc4-dram-ecc-corrected-syslogd-wall.txt"}  # the stamp is on syslogd's header line
 
 
 def test_every_corpus_file_is_covered():
@@ -81,7 +94,8 @@ def test_corpus_file_gives_the_right_events(name):
     events = parse_kernel_log(corpus_path("kernel-log", name).read_text())
     assert dict(Counter((e.kind, e.severity) for e in events)) == EXPECTED[name]
     assert all(e.stamp for e in events) or name in UNSTAMPED, "the line's timestamp is kept"
-    assert all(not e.message.startswith(("[", "kernel:", "<", "1", " ")) for e in events), "prefix left in the message"
+    assert all(not e.message.removeprefix("[Hardware Error]: ").startswith(("[", "kernel:", "<", "1", " "))
+               for e in events), "prefix left in the message"
 
 
 @pytest.mark.parametrize("line, stamp, message", [
@@ -273,3 +287,39 @@ def test_a_panic_keeps_its_reason():
 
 def test_edac_lines_count_their_errors():
     assert classify("EDAC MC1: 262 CE memory read error on CPU_SrcID#0_Ha#0_Chan#1_DIMM#0").count == 262
+
+
+# Synthetic lines in the format of drivers/edac/mce_amd.c (Zen SMCA banks) and amd64_edac: no public log of
+# these was found; the fields are those the kernel prints, the values made up.
+AMD_UMC_CE = ("[  100.0] [Hardware Error]: CPU:2 (19:61:2) MC21_STATUS[Over|CE|MiscV|AddrV|-|-|SyndV|CECC|-|-|-]: "
+              "0xdc2040000400011b")
+AMD_EDAC_ECHO = ("[  100.0] EDAC MC0: 1 CE on mc#0csrow#2channel#0 (csrow:2 channel:0 page:0x7d41b7 offset:0x940 "
+                 "grain:64 syndrome:0x1)")
+
+
+@pytest.mark.parametrize("line, kind, severity, reason", [
+    (AMD_UMC_CE, "memory_corrected", "warning", "DRAM ECC"),
+    ("[1.0] [Hardware Error]: CPU:4 (19:1:1) MC17_STATUS[-|UE|MiscV|AddrV|-|-|SyndV|UECC|-|Poison|-]: 0xbc00080001010135",
+     "memory_uncorrected", "critical", "DRAM ECC"),
+    ("[1.0] [Hardware Error]: CPU:0 (17:31:0) MC255_STATUS[-|CE|-|-|AddrV|-|-|-]: 0x9400000000000000",
+     "mce", "warning", "corrected"),
+    ("[1.0] [Hardware Error]: CPU:5 (17:71:0) MC5_STATUS[-|UE|MiscV|AddrV|PCC|-|-|-|-]: 0xbe00000000000000",
+     "mce", "critical", "uncorrected"),
+    ("[1.0] [Hardware Error]: CPU:8 (19:1:1) MC3_STATUS[-|-|MiscV|AddrV|-|-|-|Deferred|-|-]: 0x9c00000000000000",
+     "mce", "critical", "deferred"),
+])
+def test_amd_decoded_bank_status(line, kind, severity, reason):
+    [event] = parse_kernel_log(line)
+    assert (event.kind, event.severity, event.reason) == (kind, severity, reason)
+
+
+def test_amd64_edac_copy_of_a_decoded_dram_error_is_not_counted_twice():
+    events = parse_kernel_log(AMD_UMC_CE + "\n" + AMD_EDAC_ECHO)
+    assert [(e.kind, e.subject) for e in events] == [("memory_corrected", "CPU 2 MC21")]
+    assert [e.kind for e in parse_kernel_log(AMD_EDAC_ECHO)] == ["edac_ce"], "alone it is still an event"
+
+
+def test_kernel_ident_directly_before_the_message():
+    # syslogd's wall message puts no space after "kernel:" (corpus file amd-fam10h-...-syslogd-wall.txt)
+    assert split_prefix(" kernel:[Hardware Error]: MC4_ADDR: 0x1") == (None, "[Hardware Error]: MC4_ADDR: 0x1")
+    assert split_prefix("Message from syslogd@hammer at Nov 10 08:58:06 ...")[1].startswith("Message")

@@ -37,6 +37,15 @@ EXPECTED: dict[str, list[PciDevice]] = {
         PciDevice(slot="10000:e1:00.0", description="Non-Volatile memory controller: Sandisk Corp WD Blue SN550 "
                                                     "NVMe SSD (rev 01) (prog-if 02 [NVM Express])",
                   link_capability=None, link_status=None)],
+    # pciutils 3.13 (AER bits wrapped over three lines, new names like PCRC_CHECK), PCIe 5.0 root port
+    "stats-collect-genoa0-rcec-and-gen5-x16-root-port-pciutils-3.13-new-aer-bits-excerpt.txt": [
+        PciDevice(slot="00:00.3", description="Generic system peripheral [0807]: Advanced Micro Devices, Inc. "
+                                              "[AMD] Genoa/Bergamo RCEC",
+                  link_capability=None, link_status=None, **NO_AER),
+        PciDevice(slot="00:07.1", description="PCI bridge: Advanced Micro Devices, Inc. [AMD] Genoa/Bergamo "
+                                              "Internal PCIe GPP Bridge to Bus [D:B] (rev 01) (prog-if 00 "
+                                              "[Normal decode])",
+                  link_capability=PciLink(32.0, 16), link_status=PciLink(32.0, 16), data_link_active=True)],
 }
 IVY = "ivybridge-panther-point-root-ports-empty-slots-width-x0-rciep-speed-unknown-excerpt.txt"
 FILES = sorted(path.name for path in corpus_path("lspci").iterdir())
@@ -149,3 +158,12 @@ def test_empty_output_is_no_device():
 def test_garbage_names_the_tool(text):
     with pytest.raises(ParseError, match="lspci -vv"):
         parse_lspci_vv(text)
+
+
+def test_pciutils_before_3_0_wrote_gb_per_s():
+    # Synthetic, in the wording of pciutils 2.x ("Speed 2.5Gb/s"); no public output of it was found.
+    text = ("01:00.0 Ethernet controller: Broadcom Corporation NetXtreme II BCM5708 Gigabit Ethernet (rev 12)\n"
+            "\t\tLnkCap:\tPort #0, Speed 2.5Gb/s, Width x4, ASPM L0s L1, Latency L0 <4us, L1 <64us\n"
+            "\t\tLnkSta:\tSpeed 2.5Gb/s, Width x1, TrErr- Train- SlotClk+ DLActive- BWMgmt- ABWMgmt-\n")
+    [device] = parse_lspci_vv(text)
+    assert device.link_status == PciLink(2.5, 1) and device.downgraded

@@ -11,7 +11,12 @@ EXPECTED = {  # file -> (stressor, bogo ops, bogo ops/s real time, bogo ops/s us
     "hwbench-v0.17-qsort-128inst-metrics.txt": ("qsort", 15341, 1534.09, 11.99),
     "hwbench-v0.21.03-yaml-cpu-matrixprod-640-instances.yaml": ("cpu", 3257280, 217929.506101, 341.256408),
     "wca-v0.09.28-yaml-stdout-interleaved-with-metrics-brief-stderr.txt": ("stream", 2250, 374.121510, 54.611650),
+    # --timestamp prefixes ("stress-ng: 10:48:33.34 metrc: ...") and a table whose header is not in the excerpt:
+    # unread before (no metrics found)
+    "issue580-v0.17-timestamped-metrc-prefix-flock-fork-pci-table-tail-excerpt.txt":
+        ("flock", 293388215356, 1139818.82, 988387.69),
 }
+STRESSORS = {"issue580-v0.17-timestamped-metrc-prefix-flock-fork-pci-table-tail-excerpt.txt": ["flock", "fork", "pci"]}
 
 
 def test_every_corpus_file_is_covered():
@@ -21,7 +26,9 @@ def test_every_corpus_file_is_covered():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_corpus_metrics(name):
     stressor, ops, per_s, per_cpu_s = EXPECTED[name]
-    [metrics] = parse_stress_ng(corpus_path("stress-ng", name).read_text(), name)
+    found = parse_stress_ng(corpus_path("stress-ng", name).read_text(), name)
+    assert [m.stressor for m in found] == STRESSORS.get(name, [stressor])
+    metrics = found[0]
     assert (metrics.stressor, metrics.bogo_ops) == (stressor, ops)
     assert metrics.bogo_ops_per_s == pytest.approx(per_s)
     assert metrics.bogo_ops_per_cpu_s == pytest.approx(per_cpu_s)

@@ -16,7 +16,19 @@ EXPECTED = {
         (5.014223, 7, {"pc2": 46.29, "pc6": 0.0}, 457.55 / 5.014223, ("12", "CPU%c6", 99.02)),
     "hwbench-amd-epyc-turbostat-lines-fixture.txt":
         (None, 48, {}, 171.26, ("47", "C1%", 99.02)),
+    # "Pk%pc10" is turbostat's own name for package C10 (was not read as pc10 before)
+    "netdata-pr2704-turbostat-2017-header-GFXWattRAMWatt-run-together-jitter-line.txt":
+        (None, 5, {"pc2": 16.63, "pc3": 40.30, "pc6": 0.0, "pc7": 0.0, "pc8": 0.0, "pc9": 0.0, "pc10": 0.0}, 4.98,
+         ("2", "CoreTmp", 47)),
+    "mangohud-ryzen9-7950x-turbostat-21.05.04-preamble-space-separated-excerpt.txt":
+        (None, 5, {}, 152.59, ("2", "C3%", 0.01)),
+    # turbostat 2024.12.03: the interval only in the preamble ("Measurement interval: 5.000 seconds")
+    "stats-collect-genoa0-epyc-turbostat-2024.12.03-time-of-day-die-columns-excerpt.txt":
+        (5.0, 16, {}, 200.91, ("91", "C2%", 98.92)),
 }
+# The real header of this turbostat (2017) has "GFXWatt" and "RAMWatt" run together: read, and said.
+REJECTED = {"netdata-pr2704-turbostat-2017-header-GFXWattRAMWatt-run-together-jitter-line.txt": (
+    "line 2: header column 'GFXWattRAMWatt' read as 'GFXWatt' and 'RAMWatt' (two names run together)",)}
 FILES = sorted(path.name for path in corpus_path("turbostat").iterdir())
 
 
@@ -33,7 +45,7 @@ def test_corpus_file(name):
     assert interval.package_cstates == cstates
     assert interval.package_watts == pytest.approx(watts)
     assert interval.cpus[-1].cpu == cpu and interval.cpus[-1].values[column] == value
-    assert interval.rejected == ()
+    assert interval.rejected == REJECTED.get(name, ())
 
 
 XEON = "xeon-gold-6130-4s-turbostat-21.05.04-pkgwatt-ramwatt.txt"
@@ -93,3 +105,18 @@ def test_garbage_names_the_tool(text, problem):
     with pytest.raises(ParseError, match=problem) as err:
         parse_turbostat(text, "turbostat on pve2")
     assert "turbostat on pve2" in str(err.value)
+
+
+def test_run_together_header_of_a_real_turbostat_keeps_every_column():
+    name = "netdata-pr2704-turbostat-2017-header-GFXWattRAMWatt-run-together-jitter-line.txt"
+    [interval] = parse_turbostat(corpus_path("turbostat", name).read_text())
+    assert interval.summary.values["GFXWatt"] == 0.06 and interval.summary.values["RAMWatt"] == 1.30
+    assert interval.summary.values["RAM_%"] == 0.0
+
+
+def test_joules_use_the_preamble_interval_when_no_interval_line_is_printed():
+    # The real 2024.12.03 table with PkgWatt renamed Pkg_J (as --Joules prints it): watts = joules / 5 s.
+    name = "stats-collect-genoa0-epyc-turbostat-2024.12.03-time-of-day-die-columns-excerpt.txt"
+    text = corpus_path("turbostat", name).read_text().replace("\tPkgWatt", "\tPkg_J")
+    [interval] = parse_turbostat(text)
+    assert interval.package_watts == pytest.approx(200.91 / 5.0)

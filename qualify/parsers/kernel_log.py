@@ -10,7 +10,8 @@ another program (`smartd[12]: ...`) are not kernel messages.
 
 Old and new kernel wordings are both matched (soft lockup with and without `watchdog:`, AER
 `severity=Corrected|Correctable`, NVMe `I/O 12 QID 5 timeout` and `I/O tag 641 (c281) opcode 0x1 ...`,
-XFS `Log I/O Error Detected` and `log I/O error`, SCSI `Sense Key : Medium Error` and `0x3`).
+XFS `Log I/O Error Detected` and `log I/O error`, SCSI `Sense Key : Medium Error` and `0x3`), and AMD's
+decoded bank status (`[Hardware Error]: CPU:18 (10:9:1) MC4_STATUS[Over|CE|...|CECC]: 0x...`, family 10h to Zen).
 
 A multi-line APEI/GHES record (`{N}[Hardware Error]: ...`, firmware-first servers) is one event: its
 severity line, section type and location (fru_text, DIMM location, device_id) are read together;
@@ -74,6 +75,9 @@ _RULES: tuple[_Rule, ...] = (
                              r"\[Hardware Error\]: (?:Uncorrected|Deferred)\b"),
     # "mce: [Hardware Error]: CPU 0: Machine Check: 0 Bank 4: a600000000020408": severity from the UC bit
     _rule("mce", "error", r"\[Hardware Error\]: CPU \d+: Machine Check"),
+    # AMD's decoder (edac_mce_amd, family 10h to Zen): "[Hardware Error]: CPU:18 (10:9:1)
+    # MC4_STATUS[Over|CE|MiscV|-|AddrV|CECC]: 0xdc5c410004080a13"; kind and severity from its flags (_refine)
+    _rule("mce", "error", r"\[Hardware Error\]: CPU:\d+ \([0-9a-f:]+\) MC\d+_STATUS\["),
     # Only says records are waiting for mcelog/rasdaemon (often corrected errors, or throttling on old kernels).
     _rule("mce", "warning", r"Machine check events logged|\[Hardware Error\]: Corrected error, no action required"),
     # "EDAC MC1: 262 CE memory read error on ...", "EDAC MC0: 4 CE error on CPU#0Channel#2_DIMM#0", 2.6: "EDAC MC0: CE page"
@@ -147,7 +151,7 @@ _BRACKET = re.compile(r"\[(?P<stamp>\s*(?:\+?\d+[.,]\d+|\w{3} ?\d{1,2} \d\d:\d\d
                       rf"\w{{2,3}} \w{{3}}\s+\d{{1,2}} [\d:]+ \d{{4}}|{_ISO})\s*)\]:?\s?")
 _CALLER = re.compile(r"^\[\s*[TC]\d+\]\s?")  # CONFIG_PRINTK_CALLER: "[  T117]", "[    C3]"
 # "kernel:", "kernel[0]:", RFC 5424 "kernel - - - " / "kernel - - [meta ...] "
-_KERNEL_IDENT = re.compile(r"(?:^|(?<=[\s|,;\]]))kernel(?:\[\d*\])?:(?:\s|$)|"
+_KERNEL_IDENT = re.compile(r"(?:^|(?<=[\s|,;\]]))kernel(?:\[\d*\])?:(?:\s|$|(?=\[))|"
                            r"(?<=\s)kernel (?:-|\d+) \S+ (?:-|(?:\[[^\]]*\])+) ")
 _FOREIGN_IDENT = re.compile(r"[\w.\-/@]+\[\d+\]: ")  # "smartd[2977]: ": a program's syslog ident with its pid
 _FOREIGN_LINE = re.compile(rf"^(?:<\d+>\d? ?)?(?:{_ANY_STAMP.pattern})\s+(?:\S+\s+)?[\w.\-/@]+\[\d+\]: ")
@@ -265,6 +269,8 @@ _SUBJECTS = tuple(re.compile(p) for p in (
 _PANIC = re.compile(r"Kernel panic - not syncing: (?P<reason>.*?)(?:\s*\]---)?\s*$")
 _MCE_STATUS = re.compile(r"Machine Check(?: Exception)?: \S+ Bank \d+: (?P<status>[0-9a-f]{16})\b", re.IGNORECASE)
 _EDAC_COUNT = re.compile(r"EDAC MC\d+: (\d+) [CU]E\b")
+_AMD_STATUS = re.compile(r"CPU:(?P<cpu>\d+) \([0-9a-f:]+\) MC(?P<bank>\d+)_STATUS\[(?P<flags>[^\]]*)\]"
+                         r"(?::\s*0x(?P<status>[0-9a-f]{16}))?", re.IGNORECASE)
 _LINK_UP = re.compile(r"\b(?P<port>ata\d+(?:\.\d+)?): SATA link up (?P<gbps>[\d.]+) Gbps "
                       r"\(SStatus \w+ SControl (?P<sctl>[0-9A-Fa-f]+)\)")
 
@@ -289,6 +295,8 @@ def _refine(event: KernelEvent) -> KernelEvent:
     """What the rule alone cannot say: a panic's reason, a machine check's UC bit, EDAC's error count."""
     if event.kind == "panic" and (panic := _PANIC.search(event.message)):
         return replace(event, reason=panic["reason"], subject=panic["reason"])
+    if event.kind == "mce" and (amd := _AMD_STATUS.search(event.message)):
+        return _amd_status(event, amd)
     if event.kind == "mce" and (status := _MCE_STATUS.search(event.message)):
         uncorrected = int(status["status"], 16) >> 61 & 1  # MCi_STATUS.UC
         return replace(event, severity="critical" if uncorrected else "warning",
@@ -296,6 +304,21 @@ def _refine(event: KernelEvent) -> KernelEvent:
     if event.kind in ("edac_ce", "edac_ue") and (count := _EDAC_COUNT.search(event.message)):
         return replace(event, count=max(1, int(count[1])))
     return event
+
+
+def _amd_status(event: KernelEvent, amd: re.Match[str]) -> KernelEvent:
+    """AMD's decoded bank status: UE/CE and Deferred flags (or the UC bit, 61), CECC/UECC for a DRAM ECC error."""
+    flags = set(amd["flags"].split("|"))
+    uncorrected = "UE" in flags or bool(amd["status"] and int(amd["status"], 16) >> 61 & 1)
+    subject = f"CPU {amd['cpu']} MC{amd['bank']}"
+    if flags & {"CECC", "UECC"}:  # a DRAM ECC error the memory controller saw: judged as memory, like EDAC's
+        kind = "memory_uncorrected" if uncorrected or "UECC" in flags else "memory_corrected"
+        return replace(event, kind=kind, severity="critical" if kind == "memory_uncorrected" else "warning",
+                       subject=subject, reason="DRAM ECC")
+    if uncorrected or "Deferred" in flags:
+        return replace(event, severity="critical", subject=subject,
+                       reason="uncorrected" if uncorrected else "deferred")
+    return replace(event, severity="warning", subject=subject, reason="corrected")
 
 
 # -- multi-line records and state across lines
@@ -318,7 +341,7 @@ class KernelLogReader:
     def __init__(self) -> None:
         self._record: list[tuple[str | None, str]] = []  # (stamp, body) of the open GHES record
         self._record_seq: str | None = None
-        self._after_ghes_memory = False  # the last event was a GHES memory record: ghes_edac echoes it
+        self._after_memory_record = False  # the last event was a GHES/AMD memory record: EDAC echoes it
         self._link_gbps: dict[str, float] = {}  # fastest link seen per ATA port (at boot, before the run)
 
     @property
@@ -341,10 +364,13 @@ class KernelLogReader:
             self._record, self._record_seq = [(stamp, ghes["body"])], ghes["seq"]
             return events
         event = self._link_event(message, stamp) or classify(message, stamp)
-        if event and event.kind in ("edac_ce", "edac_ue") and "APEI location" in message and self._after_ghes_memory:
-            return events  # ghes_edac's copy of the record just read: the same error, counted once
+        if event and event.kind in ("edac_ce", "edac_ue") and self._after_memory_record \
+                and ("APEI location" in message or " on mc#" in message):
+            # ghes_edac's copy of the GHES record just read, or amd64_edac's of the AMD decoder's DRAM ECC
+            # status ("EDAC MC0: 1 CE on mc#0csrow#2channel#0 ..."): the same error, counted once
+            return events
         if event:
-            self._after_ghes_memory = False
+            self._after_memory_record = event.kind.startswith("memory_") and event.reason == "DRAM ECC"
             events.append(event)
         return events
 
@@ -353,7 +379,7 @@ class KernelLogReader:
             return []
         event = _ghes_event(self._record)
         self._record, self._record_seq = [], None
-        self._after_ghes_memory = event.kind.startswith("memory_")
+        self._after_memory_record = event.kind.startswith("memory_")
         return [event]
 
     def _continues_record(self, ghes: re.Match[str]) -> bool:

@@ -66,8 +66,8 @@ _DEVICE_HEADER = re.compile(r"^((?:[0-9a-fA-F]{4,}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{
 # A register line: "\t\tLnkSta:\tSpeed ...", "        DevSta: CorrErr- ..."; other lines continue the one before.
 _FIELD = re.compile(r"^\s+([A-Za-z][\w/ #.-]*?):(?:\s+|$)(.*)$")
 _KEPT = ("LnkCap", "LnkSta", "LnkCtl", "DevSta", "UESta", "CESta")
-# The speed may be "unknown" on odd links.
-_LINK = re.compile(r"Speed\s+(?:([\d.]+)|unknown)(?:GT/s)?(?:\s*\(\w+\))?,\s*Width\s+x(\d+)")
+# The speed may be "unknown" on odd links (and for speeds newer than the pciutils); pciutils before 3.0 wrote "Gb/s".
+_LINK = re.compile(r"Speed\s+(?:([\d.]+)|unknown)(?:GT/s|Gb/s)?(?:\s*\(\w+\))?,\s*Width\s+x(\d+)")
 _ASPM_CONTROL = re.compile(r"^ASPM ([\w ]+?);")
 _FLAG = re.compile(r"(?<![\w(])([A-Za-z][\w.]*)([+-])(?=\s|$|,)")
 _DEVSTA_ERRORS = ("CorrErr", "UncorrErr", "NonFatalErr", "FatalErr", "UnsuppReq", "UnsupReq")

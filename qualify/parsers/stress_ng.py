@@ -6,6 +6,8 @@ The table has looked like this since 0.09 (on stderr, "info:" lines until 0.16, 
     stress-ng: metrc: [74875] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s ...
     stress-ng: metrc: [74875] qsort             15341     10.00   1279.61      0.16      1534.09          11.99 ...
 
+With `--timestamp` each prefix carries the time ("stress-ng: 10:48:33.34 metrc: [1858952] ...").
+
 The YAML document (`--yaml FILE`, or stdout in old versions, possibly interleaved with stderr lines)
 has a `metrics:` list of `- stressor: NAME` entries with bogo-ops, bogo-ops-per-second-real-time,
 bogo-ops-per-second-usr-sys-time, wall-clock-time, user-time, system-time (and per-instance
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 
 from qualify.errors import ParseError
 
-_PREFIX = re.compile(r"^stress-ng: (?:info|metrc):\s+\[\d+\]\s?")
-_FAILURE = re.compile(r"^stress-ng: fail:\s+\[\d+\]\s?(?P<message>.*?)\s*$")
+# "stress-ng: metrc: [74875] ...", with --timestamp "stress-ng: 10:48:33.34 metrc: [1858952] ..."
+_STAMP = r"(?:\d\d:\d\d:\d\d(?:\.\d+)? )?"
+_PREFIX = re.compile(rf"^stress-ng: {_STAMP}(?:info|metrc):\s+\[\d+\]\s?")
+_FAILURE = re.compile(rf"^stress-ng: {_STAMP}fail:\s+\[\d+\]\s?(?P<message>.*?)\s*$")
 _ROW = re.compile(r"^(?P<name>[\w.-]+)\s+(?P<ops>\d+)\s+(?P<real>[\d.]+)\s+(?P<usr>[\d.]+)\s+(?P<sys>[\d.]+)"
                   r"\s+(?P<rate_real>[\d.]+)\s+(?P<rate_cpu>[\d.]+)(?:\s+[\d.]+)*\s*$")
 _YAML_KEYS = {"bogo-ops": "bogo_ops", "bogo-ops-per-second-real-time": "bogo_ops_per_s",
@@ -56,22 +60,17 @@ def stress_ng_failures(text: str) -> list[str]:
 
 
 def _table(text: str) -> list[StressorMetrics]:
-    rows, in_table = [], False
+    """Rows of the metrics table; a row is known by its shape (a name and six or more numbers), so a table
+    whose header was cut off (a log's tail) is still read. Misc metrics and summary lines have other shapes."""
+    rows = []
     for line in text.splitlines():
         if not _PREFIX.match(line):
             continue
-        body = _PREFIX.sub("", line)
-        if body.lstrip().startswith("stressor") and "bogo ops" in body:
-            in_table = True
-            continue
-        match = _ROW.match(body.strip()) if in_table else None
-        if match:
+        if match := _ROW.match(_PREFIX.sub("", line).strip()):
             rows.append(StressorMetrics(
                 stressor=match["name"], bogo_ops=int(match["ops"]), real_time_s=float(match["real"]),
                 user_time_s=float(match["usr"]), system_time_s=float(match["sys"]),
                 bogo_ops_per_s=float(match["rate_real"]), bogo_ops_per_cpu_s=float(match["rate_cpu"])))
-        elif in_table and not body.strip().startswith("(secs)"):
-            in_table = False  # the misc metrics or the summary follow the table
     return rows
 
 

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from qualify.errors import ParseError
 
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?) sec\s*$")
+# turbostat >= 2024 prints the interval once, in its preamble, and no interval line before each table
+_MEASUREMENT = re.compile(r"^Measurement interval: (\d+(?:\.\d+)?) seconds\s*$")
 _TOPOLOGY = ("Package", "Node", "Die", "Core", "CPU")
-_PACKAGE_CSTATE = re.compile(r"^Pkg%(pc\d+)$")
+_PACKAGE_CSTATE = re.compile(r"^Pkg?%(pc\d+)$")  # turbostat names package C10 "Pk%pc10" (7 characters)
 # turbostat's column names (tools/power/x86/turbostat, 2017..2025), to split two that run together.
 _COLUMN_NAME = re.compile(
     r"^(?:Package|Node|Die|Core|CPU|APIC|X2APIC|Time_Of_Day_Seconds|usec|Avg_MHz|Busy%|Bzy_MHz|TSC_MHz|IPC|IRQ|"
@@ -44,14 +46,14 @@ class TurbostatRow:
 
 @dataclass(frozen=True)
 class TurbostatInterval:
-    seconds: float | None             # the interval line before the table, when printed
+    seconds: float | None             # the interval line before the table, else the preamble's "Measurement interval"
     summary: TurbostatRow | None
     cpus: tuple[TurbostatRow, ...]
     rejected: tuple[str, ...] = ()    # "line 7: 29 columns, the header only 28", one per row not read
 
     @property
     def package_cstates(self) -> dict[str, float]:
-        """{"pc2": 59.79, "pc6": 0.0, ...}: percent of the interval the package spent in each state."""
+        """{"pc2": 59.79, "pc6": 0.0, ..., "pc10": 0.0}: percent of the interval the package spent in each state."""
         values = self.summary.values if self.summary else {}
         return {m[1]: value for name, value in values.items() if (m := _PACKAGE_CSTATE.match(name))}
 
@@ -76,6 +78,7 @@ def parse_turbostat(text: str, source: str = "turbostat output") -> list[Turbost
     cpus: list[TurbostatRow] = []
     rejected: list[str] = []
     all_rejected: list[str] = []
+    measured: float | None = None  # the preamble's "Measurement interval", for tables without an interval line
 
     def finish() -> None:
         all_rejected.extend(rejected)
@@ -89,12 +92,16 @@ def parse_turbostat(text: str, source: str = "turbostat output") -> list[Turbost
             finish()
             header, seconds, summary, cpus, rejected = None, float(m[1]), None, [], []
             continue
+        if m := _MEASUREMENT.match(line):
+            measured = float(m[1])
+            continue
         fields = line.split()
         if any(name == "CPU" or name.startswith("Busy%") for name in fields):
             if header is not None:
                 finish()
                 seconds, summary, cpus, rejected = None, None, [], []
             header = _split_run_together(fields, number, rejected)
+            seconds = seconds if seconds is not None else measured
             continue
         if header is None:
             continue  # the wrapped command's own output before turbostat's table
