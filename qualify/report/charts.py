@@ -127,3 +127,12 @@ def charts_json(charts: Sequence[Chart]) -> str:
     """The charts as JSON safe inside <script type="application/json">: no '</' or '<!--' can close it."""
     text = json.dumps([c.as_data() for c in charts], separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def band_series(label: str, unit: str, x: Sequence[float], mean: Sequence[float], low: Sequence[float],
+                high: Sequence[float], max_points: int = MAX_POINTS) -> tuple[list[float], Series]:
+    """One series with a band between two others (e.g. the all-core mean between the coolest and hottest core),
+    bucketed when long: the band keeps the lowest low and the highest high of each bucket."""
+    xs, columns = envelope(x, {"mean": mean, "low": low, "high": high}, max_points)
+    m, lo, hi = columns["mean"][0], columns["low"][1] or columns["low"][0], columns["high"][2] or columns["high"][0]
+    return xs, Series(label, m, unit, lo, hi)

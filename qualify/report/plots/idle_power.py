@@ -1,5 +1,5 @@
-"""Idle window plots: package power (RAPL, the check's own telemetry stream) and the share of time in each
-C-state, over the window."""
+"""Idle window charts: package power (RAPL, the check's own telemetry stream) against the idle limit, and
+the share of time in each C-state between samples."""
 
 from __future__ import annotations
 
@@ -7,47 +7,39 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from qualify.checks.idle_power import NAME, STREAM
+from qualify.report.charts import Chart, Limit, time_chart
+from qualify.report.plots.thermal import wall_clock
 from qualify.store import read_samples
 from qualify.telemetry import load_check_telemetry
 
 
-def figures(run_dir: Path, check: dict[str, Any]) -> list[Figure]:
-    samples = read_samples(run_dir, STREAM)
-    if len(samples) < 2:
-        return []
-    fig = Figure(figsize=(11, 6))
-    power_ax, state_ax = fig.subplots(2, 1)
-    fig.suptitle("Idle window: package power and C-state residency")
-    _power(run_dir, check, power_ax)
-    _residency(samples, state_ax)
-    return [fig]
-
-
-def _power(run_dir: Path, check: dict[str, Any], ax) -> None:
+def charts(run_dir: Path, check: dict[str, Any]) -> list[Chart]:
+    found = []
     telemetry = load_check_telemetry(run_dir, NAME)
     zones = telemetry.package_power()
-    if zones:
-        ax.plot(telemetry.t, telemetry.combined(zones, "sum"), label="package power")
-    average = check.get("metrics", {}).get("idle_package_power_watts")
-    if average is not None:
-        ax.axhline(average, linestyle="--", color="grey", label=f"idle average {average:.1f} W")
-    ax.set_ylabel("W")
-    ax.set_xlabel("seconds into the telemetry")
-    ax.legend(loc="upper right", fontsize="small")
+    if zones and len(telemetry.t) > 1:
+        power = time_chart("Idle window: package power", wall_clock(telemetry),
+                           {"package power": telemetry.combined(zones, "sum")}, "W")
+        limit = next((m.get("high") for m in check.get("measurements") or []
+                      if m.get("name") == "idle_package_power_watts"), None)
+        if limit is not None:
+            power.limits.append(Limit(float(limit), f"limit {limit:g} W"))
+        found.append(power)
+    samples = read_samples(run_dir, STREAM)
+    if len(samples) > 1:
+        found.append(_residency(samples))
+    return found
 
 
-def _residency(samples: list[dict[str, Any]], ax) -> None:
-    """Share of CPU time per state between consecutive samples, stacked."""
-    t = np.array([s["t"] for s in samples])
+def _residency(samples: list[dict[str, Any]]) -> Chart:
+    """Share of CPU time per C-state between consecutive samples."""
+    t = np.array([s["t"] for s in samples], dtype=float)
     names = list(dict.fromkeys(name for s in samples for name in s["time_us"]))
     cpus = max(s["cpus"] for s in samples) or 1
     dt = np.diff(t) * 1e6 * cpus
-    shares = [np.diff([s["time_us"].get(name, 0) for s in samples]) / np.where(dt > 0, dt, np.nan) for name in names]
-    ax.stackplot(t[1:], *[np.clip(np.nan_to_num(share), 0, 1) for share in shares], labels=names, step="pre")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of CPU time")
-    ax.set_xlabel("seconds into the idle window")
-    ax.legend(loc="upper right", fontsize="small", ncol=len(names))
+    shares = {name: 100 * np.clip(np.diff([s["time_us"].get(name, 0) for s in samples]) /
+                                  np.where(dt > 0, dt, np.nan), 0, 1) for name in names}
+    return time_chart("Idle window: C-state residency", t[1:], shares, "%", time_axis=bool(t[0] > 1e9),
+                      y_label="% of CPU time")

@@ -24,16 +24,17 @@
             var y = u.valToPos(lim.value, scale, true);
             ctx.strokeStyle = "#d62728"; ctx.setLineDash([6, 4]); ctx.lineWidth = 1.5;
             ctx.beginPath(); ctx.moveTo(u.bbox.left, y); ctx.lineTo(u.bbox.left + u.bbox.width, y); ctx.stroke();
-            ctx.setLineDash([]); ctx.fillStyle = "#d62728"; ctx.font = "12px sans-serif";
-            ctx.fillText(lim.text, u.bbox.left + 4, y - 4);
+            ctx.setLineDash([]); ctx.fillStyle = "#d62728"; ctx.font = (12 * devicePixelRatio) + "px sans-serif";
+            ctx.textAlign = "right"; ctx.fillText(lim.text, u.bbox.left + u.bbox.width - 4, y - 4);
+            ctx.textAlign = "left";
           });
           (chart.markers || []).forEach(function (m) {
             var x = u.valToPos(m.x, "x", true);
             if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
             ctx.strokeStyle = SEVERITY[m.severity] || "#555"; ctx.lineWidth = 1.5;
             ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-            ctx.fillStyle = ctx.strokeStyle; ctx.font = "11px sans-serif";
-            ctx.save(); ctx.translate(x + 3, u.bbox.top + 4); ctx.rotate(Math.PI / 2);
+            ctx.fillStyle = ctx.strokeStyle; ctx.font = (11 * devicePixelRatio) + "px sans-serif";
+            ctx.save(); ctx.translate(x + 3, u.bbox.top + 14); ctx.rotate(Math.PI / 2);
             ctx.fillText(m.text.substring(0, 60), 0, 0); ctx.restore();
           });
           ctx.restore();
