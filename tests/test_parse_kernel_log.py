@@ -26,6 +26,15 @@ EXPECTED = {
     "mce-intel-corrected-bank6-journal-short-host-homeassistant.txt": {("mce", "warning"): 4},
     "mce-bank9-zero-status-dmesg-tail-with-userspace-kmsg-lines.txt": {("mce", "warning"): 2},
     "mce-events-logged-proxmox-ryzen-dmesg-T-in-kernel-decoding.txt": {("mce", "warning"): 6},
+    "thermal-critical-temperature-shutdown-syslogd-wall-kernel-no-space.txt": {("thermal_shutdown", "critical"): 2},
+    # a NIC whose transmit ring hung (the register dump lines are detail); none was an event before
+    "nic-hang-e1000e-hardware-unit-hang-register-dump-dmesg.txt": {("nic_hang", "error"): 2},
+    "nic-hang-e1000e-openwrt-logread-kern-err-with-foreign-uucp-line.txt": {("nic_hang", "error"): 1},
+    "nic-hang-e1000-tx-unit-hang-journal-iso-host-unprefixed-continuation.txt": {("nic_hang", "error"): 2},
+    "nic-hang-e1000e-talosctl-kern-err-kmsg-subsystem-device-lines.txt": {("nic_hang", "error"): 1},
+    # "AER: device recovery failed" (critical, was not an event) besides the PCIe Bus Error line
+    "aer-uncorrected-nonfatal-cmplto-malftlp-device-recovery-failed-rpi5-dmesg.txt": {
+        ("aer_uncorrected", "critical"): 2, ("aer_uncorrected", "error"): 1},
     "aer-corrected-data-link-layer-timeout-dmesg.txt": {("aer_corrected", "warning"): 4},
     "aer-corrected-physical-layer-rxerr-journal-ru-locale.txt": {("aer_corrected", "warning"): 3},
     "aer-old-format-receiver-id-multiple-corrected.txt": {("aer_corrected", "warning"): 4},
@@ -82,7 +91,8 @@ EXPECTED = {
     "xfs-old-log-io-error-detected-journal-short.txt": {("fs_shutdown", "critical"): 1},
 }
 UNSTAMPED = {"ata-limiting-speed-link-down-kmsg-level-no-stamp.txt", "xfs-force-shutdown-corruption-kernel-prefix-no-stamp.txt",
-             "amd-fam10h-decoded-mc4-dram-ecc-corrected-syslogd-wall.txt"}  # the stamp is on syslogd's header line
+             "amd-fam10h-decoded-mc4-dram-ecc-corrected-syslogd-wall.txt",  # the stamp is on syslogd's header line
+             "thermal-critical-temperature-shutdown-syslogd-wall-kernel-no-space.txt"}
 
 
 def test_every_corpus_file_is_covered():
@@ -323,3 +333,9 @@ def test_kernel_ident_directly_before_the_message():
     # syslogd's wall message puts no space after "kernel:" (corpus file amd-fam10h-...-syslogd-wall.txt)
     assert split_prefix(" kernel:[Hardware Error]: MC4_ADDR: 0x1") == (None, "[Hardware Error]: MC4_ADDR: 0x1")
     assert split_prefix("Message from syslogd@hammer at Nov 10 08:58:06 ...")[1].startswith("Message")
+
+
+def test_the_driver_s_pci_address_is_the_subject():
+    event = parse_kernel_line("[ 58.3] pcieport 0000:00:00.0: AER: device recovery failed")
+    assert (event.kind, event.subject) == ("aer_uncorrected", "0000:00:00.0")
+    assert parse_kernel_line("[9.1] e1000e 0000:00:1f.6 eno1: Detected Hardware Unit Hang:").subject == "0000:00:1f.6"

@@ -70,6 +70,9 @@ _RULES: tuple[_Rule, ...] = (
     _rule("rcu_stall", "critical", r"\brcu_\w+ (?:self-)?detected stalls?\b"),
     _rule("hung_task", "error", r"INFO: task \S+ blocked for more than \d+ seconds"),
     # Thermal events come through the mce driver on many kernels ("mce: CPU2: Core temperature ...").
+    # thermal_core's emergency power-off: "thermal thermal_zone0: gpu-thermal: critical temperature reached,
+    # shutting down", "reboot: HARDWARE PROTECTION shutdown (Temperature too high)"
+    _rule("thermal_shutdown", "critical", r"critical temperature reached|HARDWARE PROTECTION (?:shutdown|reboot)"),
     _rule("thermal_throttle", "warning", r"CPU\d+: (?:Core|Package) temperature above threshold, cpu clock throttled"),
     _rule("mce", "critical", r"Machine Check Exception|Fatal machine check|Machine check: Processor context corrupt|"
                              r"\[Hardware Error\]: (?:Uncorrected|Deferred)\b"),
@@ -88,11 +91,15 @@ _RULES: tuple[_Rule, ...] = (
     _rule("memory_poisoned", "critical", r"Memory failure: |hardware memory corruption|"
                                          r"Uncorrected hardware memory error"),
     # AER: one event per "PCIe Bus Error" line, not per "error received" header, so nothing counts twice.
-    _rule("aer_uncorrected", "critical", r"PCIe Bus Error: severity=Uncorrect\w+ \(Fatal\)"),
+    _rule("aer_uncorrected", "critical", r"PCIe Bus Error: severity=Uncorrect\w+ \(Fatal\)|"
+                                         r"AER: device recovery failed"),  # the device stays broken
     _rule("aer_uncorrected", "error", r"PCIe Bus Error: severity=Uncorrect"),
     _rule("aer_corrected", "warning", r"PCIe Bus Error: severity=Correct(?:ed|able)"),
     # "NETDEV WATCHDOG: eth2 (igb): transmit queue 5 timed out" / "eth4: NETDEV WATCHDOG: CPU: 3: transmit queue 0 timed out 5010 ms"
     _rule("netdev_watchdog", "error", r"NETDEV WATCHDOG: .*transmit queue \d+ timed out"),
+    # Intel NICs whose transmit ring stopped (the driver then resets the adapter): e1000e "eth0: Detected Hardware
+    # Unit Hang:", e1000/igb/ixgbe "Detected Tx Unit Hang"; the register dump lines after it are detail.
+    _rule("nic_hang", "error", r"Detected (?:Hardware|Tx) Unit Hang|Reset adapter unexpectedly"),
     _rule("nvme_removed", "critical", r"nvme\d+: (?:Removing after probe failure|controller is down|"
                                       r"Disabling device after reset failure)"),
     # "nvme nvme0: I/O 12 QID 5 timeout, aborting" (<= 6.1), "I/O 457 QID 1 timeout, completion polled",
@@ -151,7 +158,7 @@ _BRACKET = re.compile(r"\[(?P<stamp>\s*(?:\+?\d+[.,]\d+|\w{3} ?\d{1,2} \d\d:\d\d
                       rf"\w{{2,3}} \w{{3}}\s+\d{{1,2}} [\d:]+ \d{{4}}|{_ISO})\s*)\]:?\s?")
 _CALLER = re.compile(r"^\[\s*[TC]\d+\]\s?")  # CONFIG_PRINTK_CALLER: "[  T117]", "[    C3]"
 # "kernel:", "kernel[0]:", RFC 5424 "kernel - - - " / "kernel - - [meta ...] "
-_KERNEL_IDENT = re.compile(r"(?:^|(?<=[\s|,;\]]))kernel(?:\[\d*\])?:(?:\s|$|(?=\[))|"
+_KERNEL_IDENT = re.compile(r"(?:^|(?<=[\s|,;\]]))kernel(?:\[\d*\])?:(?:\s|$|(?=[\[\w]))|"
                            r"(?<=\s)kernel (?:-|\d+) \S+ (?:-|(?:\[[^\]]*\])+) ")
 _FOREIGN_IDENT = re.compile(r"[\w.\-/@]+\[\d+\]: ")  # "smartd[2977]: ": a program's syslog ident with its pid
 _FOREIGN_LINE = re.compile(rf"^(?:<\d+>\d? ?)?(?:{_ANY_STAMP.pattern})\s+(?:\S+\s+)?[\w.\-/@]+\[\d+\]: ")
@@ -256,6 +263,7 @@ _SUBJECTS = tuple(re.compile(p) for p in (
     r"\b(nvme\d+)(?:n\d+)?\b",                    # nvme0n1 -> the controller nvme0
     r"\b(ata\d+)(?:\.\d+)?:",                     # ata3.00 -> the port ata3
     r"\[(sd[a-z]+|sr\d+)\]",
+    r"^\S+ ([0-9a-f]{4,5}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]): ",  # the driver's device: "pcieport 0000:00:00.0: ..."
     r"\bdev(?:ice)? (\w[\w\-]*)",                 # "I/O error, dev sda", "Buffer I/O error on device sdc1"
     r"\(device ([^)\s]+)\)",
     r"\b(?:EXT4-fs|XFS) \(([^)]+)\)",
