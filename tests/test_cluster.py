@@ -125,3 +125,30 @@ def test_cluster_files_from_stored_runs(tmp_path):
     assert [tuple(d["odd_nodes"]) for d in data["differences"]] == [("pve3",)]
     with pytest.raises(UsageError, match="no stored run of pve9"):
         build_cluster(tmp_path, ["pve1", "pve9"], ClusterOptions())
+
+
+def test_link_tests_of_disjoint_pairs_run_at_once_and_sharing_a_node_take_turns(tmp_path):
+    import multiprocessing
+    import time
+
+    from qualify.network.lock import link_test_lock
+
+    def hold(nodes, seconds):
+        with link_test_lock(tmp_path, 30, nodes):
+            time.sleep(seconds)
+
+    context = multiprocessing.get_context("fork")
+    started = time.monotonic()
+    pair = [context.Process(target=hold, args=(n, 1.0)) for n in (("a", "b"), ("c", "d"))]
+    for p in pair:
+        p.start()
+    for p in pair:
+        p.join()
+    assert time.monotonic() - started < 1.8, "disjoint pairs waited for each other"
+    started = time.monotonic()
+    shared = [context.Process(target=hold, args=(n, 1.0)) for n in (("a", "b"), ("b", "c"))]
+    for p in shared:
+        p.start()
+    for p in shared:
+        p.join()
+    assert time.monotonic() - started >= 2.0, "two tests loading node b ran at once"
