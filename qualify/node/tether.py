@@ -68,6 +68,7 @@ if (!$pid) {
   setpgrp(0, 0);
   $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP PIPE);
   open(STDIN, '<', '/dev/null');
+  $ENV{LC_ALL} = 'C';
   exec { $cmd[0] } @cmd;
   print STDERR "$cmd[0]: $!\n";
   exit 127;
@@ -126,6 +127,7 @@ SOURCE = " ".join(line.strip() for line in _SOURCE.strip().splitlines())  # one 
 
 def tethered(argv: list[str], time_limit_s: float = 0, grace_s: float = 5, lock_key: str = "") -> list[str]:
     """argv run under the tether on the node: ended with the channel, or after time_limit_s (0: never).
+    It runs with LC_ALL=C: every tool prints in one language and one number format, the one parsers read.
 
     With the node's lock_key it is a load: it holds the node's load lock (shared) while it lives.
     """
