@@ -95,7 +95,7 @@ def test_every_port_busy_is_a_clear_error():
 def test_iperf3_missing_names_the_package(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sh", "timeout"):
+    for tool in ("sh", "timeout", "perl"):  # perl: the tether every node command runs under
         (bin_dir / tool).symlink_to(f"/usr/bin/{tool}" if Path(f"/usr/bin/{tool}").exists() else f"/bin/{tool}")
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(ToolMissing, match="'iperf3' is not installed on the node; install the Debian package 'iperf3'"):

@@ -74,7 +74,8 @@ def check_memory(node: Node, profile: Profile, findings: Findings, run_store: Ru
 
 def collect(node: Node, profile: Profile, run_store: RunStore) -> MemoryEvidence:
     settings = profile.checks.memory
-    inventory = next((r["inventory"] for r in read_records(run_store.run_dir) if r["kind"] == "inventory"), {})
+    inventory: dict[str, Any] = next((r["inventory"] for r in read_records(run_store.run_dir)
+                                      if r["kind"] == "inventory"), {})
     duration = settings.duration or profile.duration
     if duration is None:
         return MemoryEvidence(inventory, None, "the memory burn-in needs a length: set duration: (or "

@@ -10,7 +10,9 @@ board of the seed froze every ~12 h).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from qualify.errors import QualifyError
 from qualify.findings import Findings
@@ -137,7 +139,7 @@ def _offered(node: Node, cpu: CpuInfo, flags: int | None) -> Offer | None:
     signature = cpuid_signature(cpu.family, cpu.model, cpu.stepping)
     if cpu.vendor_id == "GenuineIntel":
         name = f"intel-ucode/{intel_ucode_filename(cpu.family, cpu.model, cpu.stepping)}"
-        candidates = {name: parse_intel_microcode}
+        candidates: dict[str, Callable[[bytes, str], Sequence[Any]]] = {name: parse_intel_microcode}
     elif cpu.vendor_id == "AuthenticAMD":
         amd_dir = f"{node.paths.firmware}/amd-ucode"
         candidates = {f"amd-ucode/{f}": parse_amd_microcode for f in node.list_files(amd_dir) if f.endswith(".bin")}

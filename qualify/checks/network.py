@@ -142,22 +142,20 @@ def flows(evidence: NetworkEvidence) -> list[FlowFigures]:
         link, node = link_evidence.link, evidence.node
         for run in link_evidence.runs:
             result = run.result
-            common = {"direction": run.direction, "link": link, "expected": link_evidence.expected,
-                      "started": run.started, "finished": run.finished}
             if result.failure or not result.flows:
                 ends = {"forward": [(node, link.peer)], "reverse": [(link.peer, node)],
                         "bidir": [(node, link.peer), (link.peer, node)]}[run.direction]
-                found += [FlowFigures(source, target, bits_per_second=None, failure=result.failure or "no totals",
-                                      retransmits=None, retransmit_percent=None, cpu_client_percent=None,
-                                      cpu_server_percent=None, **common) for source, target in ends]
+                found += [FlowFigures(source, target, run.direction, link, link_evidence.expected, None,
+                                      result.failure or "no totals", None, None, None, None, run.started, run.finished)
+                          for source, target in ends]
                 continue
+            cpu = result.cpu
             for flow in result.flows:
                 source, target = (node, link.peer) if flow.client_sends else (link.peer, node)
-                found.append(FlowFigures(
-                    source, target, bits_per_second=flow.bits_per_second or 0.0, failure=None,
-                    retransmits=flow.retransmits, retransmit_percent=_retransmit_percent(flow, result.tcp_mss),
-                    cpu_client_percent=result.cpu.host_total if result.cpu else None,
-                    cpu_server_percent=result.cpu.remote_total if result.cpu else None, **common))
+                found.append(FlowFigures(source, target, run.direction, link, link_evidence.expected,
+                                         flow.bits_per_second or 0.0, None, flow.retransmits,
+                                         _retransmit_percent(flow, result.tcp_mss), cpu.host_total if cpu else None,
+                                         cpu.remote_total if cpu else None, run.started, run.finished))
     return found
 
 

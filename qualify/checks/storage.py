@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -166,7 +167,7 @@ def judge_drive(runs: DriveRuns, settings: StorageSettings, findings: Findings) 
     if runs.writes_refused:
         findings.problem(f"{label}: write jobs not run: " + "; ".join(runs.writes_refused), name="write_jobs",
                          subject=label)
-    measured: dict[str, dict] = {"device": runs.device.path}
+    measured: dict[str, Any] = {"device": runs.device.path}
     for run in runs.runs:
         if run.failure or run.result is None:
             findings.problem(f"{label} {run.job.title}: {run.failure or 'no report'}", name=f"fio_{run.job.name}",
@@ -206,7 +207,7 @@ def _judge_job(run: JobRun, result: FioResult, drive: StorageDrive, settings: St
     checked.append(findings.measure(f"fio_{job.name}_bandwidth_bytes_per_second", bandwidth, unit="B/s", low=low,
                                     subject=label, text=f"{job.title} bandwidth", detail=detail,
                                     because="below the spec sheet"))
-    limits: dict[str, float] = dict(settings.sync_write_latency_us) if sync else {}
+    limits: dict[str, float] = {name: limit for name, limit in settings.sync_write_latency_us.items()} if sync else {}
     for name in (PERCENTILES if sync else ("p99",)):
         limit = limits.get(name)
         checked.append(findings.measure(f"fio_{job.name}_latency_{name.replace('.', '_')}_microseconds",
@@ -237,8 +238,8 @@ def _percentiles_us(direction: Direction) -> dict[str, float]:
     latency = direction.completion_latency
     if latency is None:
         return {}
-    return {name: round(latency.percentile(share) / 1000, 1) for name, share in PERCENTILES.items()
-            if latency.percentile(share) is not None}
+    found = {name: latency.percentile(share) for name, share in PERCENTILES.items()}
+    return {name: round(ns / 1000, 1) for name, ns in found.items() if ns is not None}
 
 
 def _slowest_second(job: FioJobSpec, seconds: tuple[Progress, ...], label: str, findings: Findings) -> dict:

@@ -82,8 +82,8 @@ def registry(verdict: dict[str, Any]) -> CollectorRegistry:
             for state in MEASUREMENT_OUTCOMES:
                 judged.labels(node, name, what, subject, state).set(int(measurement.get("outcome") == state))
             for bound in ("low", "high"):
-                if _number(measurement.get(bound)) is not None:
-                    limit.labels(node, name, what, subject, bound).set(_number(measurement[bound]))
+                if (at := _number(measurement.get(bound))) is not None:
+                    limit.labels(node, name, what, subject, bound).set(at)
             value = _number(measurement.get("value"))
             series = PREFIX + _NOT_A_NAME.sub("_", what)
             if value is not None and series not in reserved:
