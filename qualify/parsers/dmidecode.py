@@ -22,7 +22,9 @@ from qualify.errors import ParseError
 _SIZE = re.compile(r"^(\d+)\s*(bytes|kB|KB|MB|GB|TB)$")
 _SIZE_MIB = {"bytes": 1 / 2**20, "kB": 1 / 1024, "KB": 1 / 1024, "MB": 1, "GB": 1024, "TB": 1024**2}
 _SPEED = re.compile(r"^(\d+)\s*(?:MT/s|MHz)")
-_EMPTY_VALUES = {"", "Unknown", "Not Specified", "NO DIMM", "None", "[Empty]"}
+# Placeholders BIOSes write for "none": Supermicro's "--" (serial, asset tag), AMI's "To Be Filled By O.E.M."
+_EMPTY_VALUES = {"", "Unknown", "Not Specified", "NO DIMM", "None", "[Empty]", "--", "To Be Filled By O.E.M.",
+                 "Not Provided"}
 
 
 @dataclass(frozen=True)

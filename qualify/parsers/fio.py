@@ -77,6 +77,7 @@ class _Units:
 _FIO3 = _Units(io_bytes_scale=1, latency_key="clat_ns", latency_scale=1)
 _FIO2 = _Units(io_bytes_scale=1024, latency_key="clat", latency_scale=1000)
 _DOCUMENT_START = re.compile(r"^\{", re.MULTILINE)
+_FIO_MESSAGE = re.compile(r"^fio: .*\n", re.MULTILINE)
 _VERSION = re.compile(r"^fio-(\d+)\.")
 
 
@@ -85,11 +86,14 @@ def parse_fio_json(text: str, source: str = "fio") -> FioResult:
     if start is None:
         raise ParseError(source, f"no JSON document (output starts with {text.strip()[:80]!r}); "
                                  "expected the output of fio --output-format=json")
+    # fio writes its error messages to the same stream as the document, even in the middle of it (fio issue
+    # #1685): whole lines starting with "fio: " are never JSON.
+    body = _FIO_MESSAGE.sub("", text[start.start():])
     try:
-        data, _ = json.JSONDecoder(object_pairs_hook=_without_empty_percentiles).raw_decode(text, start.start())
+        data, _ = json.JSONDecoder(object_pairs_hook=_without_empty_percentiles).raw_decode(body)
     except json.JSONDecodeError as exc:
         raise ParseError(source, f"JSON cut short or damaged at character {exc.pos} ({exc.msg}); "
-                                 f"it starts with {text[start.start():start.start() + 60]!r}") from None
+                                 f"it starts with {body[:60]!r}") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise ParseError(source, "JSON without a 'jobs' list; expected the output of fio --output-format=json")
     version = str(data.get("fio version", ""))
@@ -112,6 +116,14 @@ def _units(version: str, jobs: list, source: str) -> _Units:
     return _FIO2 if "clat" in first and "clat_ns" not in first else _FIO3
 
 
+def _direction_units(data: dict, units: _Units) -> _Units:
+    """The keys a direction carries outrank the version: "io_kbytes" came with io_bytes in bytes and "clat_ns"
+    with nanoseconds (fio 2.99, the 3.0 pre-release, already wrote both)."""
+    return _Units(io_bytes_scale=1 if "io_kbytes" in data else units.io_bytes_scale,
+                  latency_key="clat_ns" if "clat_ns" in data else ("clat" if "clat" in data else units.latency_key),
+                  latency_scale=1 if "clat_ns" in data else (1000 if "clat" in data else units.latency_scale))
+
+
 def _without_empty_percentiles(pairs: list[tuple[str, object]]) -> dict[str, object]:
     # fio 3.1 pads percentile lists with several "0.00" keys; drop them instead of keeping "the last".
     return {key: value for key, value in pairs if key != "0.00"}
@@ -125,6 +137,7 @@ def _job(job: dict, units: _Units) -> FioJob:
 
 
 def _direction(data: dict, units: _Units) -> Direction:
+    units = _direction_units(data, units)
     bandwidth = data["bw_bytes"] if "bw_bytes" in data else data["bw"] * 1024  # fio < 3.3: KiB/s only
     return Direction(io_bytes=int(data["io_bytes"]) * units.io_bytes_scale, bandwidth_bytes_s=float(bandwidth),
                      iops=float(data["iops"]), runtime_ms=int(data["runtime"]),

@@ -33,11 +33,19 @@ def parse_lsblk(text: str) -> list[BlockDevice]:
         BlockDevice(
             name=d.get("name", ""), path=d.get("path") or f"/dev/{d.get('name', '')}",
             model=_clean(d.get("model")), serial=_clean(d.get("serial")), firmware=_clean(d.get("rev")),
-            size_bytes=int(d["size"]) if d.get("size") is not None else None,
-            type=d.get("type", ""), transport=d.get("tran"), wwn=_clean(d.get("wwn")),
+            size_bytes=_size(d.get("size")), type=d.get("type", ""), transport=_clean(d.get("tran")),
+            wwn=_clean(d.get("wwn")),
         )
         for d in devices
     ]
+
+
+def _size(value: object) -> int | None:
+    """SIZE with -b: a number (util-linux >= 2.33) or a string of digits (older ones). Without -b lsblk prints
+    "1.8T" (rounded, 1024-based): no byte count to judge a capacity on, so None rather than a guess."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
 
 
 def _clean(value: str | None) -> str | None:
@@ -85,6 +93,6 @@ def _node(d: dict) -> BlockNode:
     return BlockNode(
         name=d["name"], path=d.get("path") or f"/dev/{d['name']}", type=d.get("type") or "",
         model=_clean(d.get("model")), serial=_clean(d.get("serial")), wwn=_clean(d.get("wwn")),
-        firmware=_clean(d.get("rev")), size_bytes=int(d["size"]) if d.get("size") is not None else None,
+        firmware=_clean(d.get("rev")), size_bytes=_size(d.get("size")),
         transport=_clean(d.get("tran")), fstype=_clean(d.get("fstype")),
         mountpoints=tuple(m for m in (mounts or []) if m), children=tuple(_node(c) for c in d.get("children") or []))

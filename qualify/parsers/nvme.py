@@ -89,7 +89,7 @@ class NvmeListEntry:
     model: str
     firmware: str
     namespace: int | None  # nvme-cli 2.x only
-    physical_size_bytes: int
+    physical_size_bytes: int | None  # None when nvme-cli printed garbage (a negative, overflowed size)
     sector_size: int
 
 
@@ -142,9 +142,22 @@ def parse_nvme_smart_log(text: str, source: str = "nvme smart-log -o json") -> N
         key = next((k for k in keys if k in data), None)
         if key is None:
             raise ParseError(source, f"no '{keys[0]}' key; expected the output of nvme smart-log -o json")
-        values[field] = _integer(data[key], key, source)
+        values[field] = _critical_warning(data[key], source) if field == "critical_warning" \
+            else _integer(data[key], key, source)
     temperature = values.pop("temperature")
     return NvmeSmartLog(temperature_c=_celsius(temperature), **values)
+
+
+# `nvme smart-log -H -o json` (nvme-cli 1.12+) decodes critical_warning into an object of its bits.
+_WARNING_BIT_KEYS = ("available_spare", "temp_threshold", "reliability_degraded", "ro", "vmbu_failed", "pmr_ro")
+
+
+def _critical_warning(value: Any, source: str) -> int:
+    if not isinstance(value, dict):
+        return _integer(value, "critical_warning", source)
+    if "value" in value:
+        return _integer(value["value"], "critical_warning.value", source)
+    return sum(1 << bit for bit, key in enumerate(_WARNING_BIT_KEYS) if _integer(value.get(key, 0), key, source))
 
 
 def parse_nvme_id_ctrl(text: str, source: str = "nvme id-ctrl -o json") -> NvmeController:
@@ -190,20 +203,36 @@ def parse_nvme_id_ns(text: str, source: str = "nvme id-ns -o json") -> NvmeNames
 
 
 def parse_nvme_list(text: str, source: str = "nvme list -o json") -> list[NvmeListEntry]:
+    """`nvme list -o json`; also the subsystem tree of `nvme list -v -o json` (Devices -> Controllers ->
+    Namespaces), one entry per namespace of each controller."""
     data = _object(text, source)
     if not isinstance(data.get("Devices"), list):
         raise ParseError(source, "no 'Devices' list; expected the output of nvme list -o json")
     entries = []
     for device in data["Devices"]:
-        if "DevicePath" not in device:  # nvme-cli 2.x -v nests subsystems instead
-            raise ParseError(source, "a device without 'DevicePath'; run nvme list -o json without -v")
-        entries.append(NvmeListEntry(
-            device_path=device["DevicePath"], serial=str(device.get("SerialNumber", "")).strip(),
-            model=str(device.get("ModelNumber", "")).strip(), firmware=str(device.get("Firmware", "")).strip(),
-            namespace=device.get("NameSpace"),
-            physical_size_bytes=_integer(device.get("PhysicalSize", 0), "PhysicalSize", source),
-            sector_size=_integer(device.get("SectorSize", 0), "SectorSize", source)))
+        if "DevicePath" in device:
+            entries.append(_list_entry(device, device["DevicePath"], device, device.get("NameSpace"), source))
+            continue
+        controllers = device.get("Controllers")
+        if not isinstance(controllers, list):
+            raise ParseError(source, "a device with neither 'DevicePath' nor 'Controllers'; "
+                                     "expected the output of nvme list -o json")
+        for controller in controllers:
+            for ns in controller.get("Namespaces") or []:
+                entries.append(_list_entry(controller, f"/dev/{ns.get('NameSpace', '')}", ns, ns.get("NSID"),
+                                           source))
     return entries
+
+
+def _list_entry(identity: dict, path: str, ns: dict, namespace: Any, source: str) -> NvmeListEntry:
+    size = _integer(ns.get("PhysicalSize", 0), "PhysicalSize", source)
+    return NvmeListEntry(
+        device_path=path, serial=str(identity.get("SerialNumber", "")).strip(),
+        model=str(identity.get("ModelNumber", "")).strip(), firmware=str(identity.get("Firmware", "")).strip(),
+        namespace=namespace if isinstance(namespace, int) else None,
+        # nvme-cli 2.x on some builds (AlmaLinux 9.1) prints sizes past 2 GiB as a negative 32-bit int
+        physical_size_bytes=size if size >= 0 else None,
+        sector_size=_integer(ns.get("SectorSize", 0), "SectorSize", source))
 
 
 def parse_nvme_self_test_log(text: str, source: str = "nvme self-test-log -o json") -> NvmeSelfTestLog:

@@ -112,10 +112,20 @@ def parse_smartctl_json(text: str, source: str = "smartctl -j") -> DriveHealth:
         protocol=protocol, model=_model(data), serial=_text(data.get("serial_number")), firmware=_firmware(data),
         smart_passed=(data.get("smart_status") or {}).get("passed"),
         power_on_hours=(data.get("power_on_time") or {}).get("hours"),
-        temperature_c=(data.get("temperature") or {}).get("current"),
+        temperature_c=_temperature(data),
         capacity_bytes=(data.get("user_capacity") or {}).get("bytes") or data.get("nvme_total_capacity"),
         solid_state=True if protocol == "NVMe" else (rotation == 0 if isinstance(rotation, int) else None),
         **fields)
+
+
+def _temperature(data: dict) -> int | None:
+    """smartctl's current temperature; SAS drives that report it only in the environmental-reporting log page
+    (WD Ultrastar SAS, smartctl 7.4+) have no `temperature` section, or one that says 0."""
+    current = (data.get("temperature") or {}).get("current")
+    reports = data.get("scsi_environmental_reports") or {}
+    reported = next((r["current"] for k, r in sorted(reports.items())
+                     if k.startswith("temperature_") and isinstance(r, dict) and r.get("current")), None)
+    return reported if reported is not None and not current else current
 
 
 def _model(data: dict) -> str | None:
@@ -164,7 +174,8 @@ def _nvme_entry(entry: dict) -> SelfTest:
 
 
 _WEAR_ATTRIBUTES = ("Media_Wearout_Indicator", "Wear_Leveling_Count", "SSD_Life_Left", "Percent_Lifetime_Remain")
-_SPARE_ATTRIBUTES = ("Available_Reservd_Space", "Available_Reserved_Space")
+# SanDisk/WD firmware names it Perc_Avail_Resrvd_Space (normalized 100 counting down, threshold 4-5).
+_SPARE_ATTRIBUTES = ("Available_Reservd_Space", "Available_Reserved_Space", "Perc_Avail_Resrvd_Space")
 
 
 def _ata(data: dict) -> dict[str, Any]:
@@ -281,7 +292,7 @@ def read_number(text: str) -> int | None:
 _SELF_TEST_ROW = re.compile(
     r"^#\s*\d+\s+(?P<kind>(?:Short|Extended|Conveyance|Selective|Background|Foreground|Default)[\w -]*?)\s{2,}"
     r"(?P<result>\S.*?)\s{2,}(?P<rest>.*)$")
-_ATA_ATTRIBUTE_ROW = re.compile(r"^\s*(\d{1,3})\s+([A-Za-z][\w-]+)\s+(\S+)\s+(\d{3})\s+(\d{3})\s+(\S+)\s+(.*)$")
+_ATA_ATTRIBUTE_ROW = re.compile(r"^\s*(\d{1,3})\s+([A-Za-z][\w/-]+)\s+(\S+)\s+(\d{3})\s+(\d{3})\s+(\S+)\s+(.*)$")
 
 
 def parse_smartctl_text(text: str, source: str = "smartctl -x") -> DriveHealth:
@@ -322,7 +333,8 @@ def _nvme_text(fields: dict[str, str]) -> DriveHealth:
 
 def _scsi_text(text: str, fields: dict[str, str]) -> DriveHealth:
     status = fields.get("SMART Health Status")
-    hours = re.search(r"Accumulated power on time, hours:minutes\s+(\d+):", text)
+    # Seagate/Hitachi SAS drives report power-on time only in their factory log page ("= 1668.58").
+    hours = re.search(r"Accumulated power on time, hours:minutes\s+(\d+):|number of hours powered up = (\d+)", text)
     uncorrected = [int(m[1]) for m in re.finditer(r"^(?:read|write|verify):.*\s(\d+)\s*$", text, re.MULTILINE)]
     used = re.search(r"Percentage used endurance indicator:\s*(\d+)%", text)
     vendor, product = fields.get("Vendor"), fields.get("Product")
@@ -334,7 +346,7 @@ def _scsi_text(text: str, fields: dict[str, str]) -> DriveHealth:
         percentage_used=int(used[1]) if used else None,
         media_errors=sum(uncorrected) if uncorrected else None,
         grown_defects=_number(fields, "Elements in grown defect list"),
-        power_on_hours=int(hours[1]) if hours else None,
+        power_on_hours=int(hours[1] or hours[2]) if hours else None,
         temperature_c=_number(fields, "Current Drive Temperature"),
         capacity_bytes=_number(fields, "User Capacity"),
         solid_state="Solid State" in rotation if rotation else None,
@@ -342,20 +354,26 @@ def _scsi_text(text: str, fields: dict[str, str]) -> DriveHealth:
 
 
 def _ata_text(text: str, fields: dict[str, str]) -> DriveHealth:
-    attributes: dict[str, tuple[int, int | None]] = {}  # name -> (normalized value, raw value)
+    attributes: dict[str, tuple[int, int | None, int | None]] = {}  # name -> (normalized, threshold, raw)
     raw_column = None
     for line in text.splitlines():
         if "ATTRIBUTE_NAME" in line:
-            # brief (-x) header: ID# NAME FLAGS VALUE WORST THRESH FAIL RAW_VALUE; old (-a): ... TYPE UPDATED WHEN_FAILED
+            # brief (-x) header: ID# NAME FLAGS VALUE WORST THRESH FAIL RAW_VALUE;
+            # old (-a): ID# NAME FLAG VALUE WORST THRESH TYPE UPDATED WHEN_FAILED RAW_VALUE
             raw_column = line.split().index("RAW_VALUE")
         elif raw_column and (row := _ATA_ATTRIBUTE_ROW.match(line)):
             columns = line.split()
-            attributes[row[2]] = (int(row[4]), read_number(" ".join(columns[raw_column:])))
+            # Raw values carry no locale separators, only composites ("36 (Min/Max 13/42)", "9798 1066 9798",
+            # "16402h+23m+45.123s"): the leading integer is the figure.
+            raw = re.match(r"\d+", columns[raw_column]) if len(columns) > raw_column else None
+            attributes[row[2]] = (int(row[4]), int(row[6]) if row[6].isdigit() else None,  # "---": no threshold
+                                  int(raw[0]) if raw else None)
 
-    def raw(name: str) -> int | None:
-        return attributes[name][1] if name in attributes else None
+    def raw(*names: str) -> int | None:
+        return next((attributes[n][2] for n in names if n in attributes), None)
 
     wear = next((attributes[n][0] for n in _WEAR_ATTRIBUTES if n in attributes), None)
+    spare = next((attributes[n] for n in _SPARE_ATTRIBUTES if n in attributes), None)
     result = fields.get("SMART overall-health self-assessment test result")
     polling = {kind: re.search(rf"{kind} self-test routine\s*recommended polling time:\s*\(\s*(\d+)\)", text)
                for kind in ("Short", "Extended")}
@@ -364,13 +382,27 @@ def _ata_text(text: str, fields: dict[str, str]) -> DriveHealth:
         protocol="ATA", model=fields.get("Device Model"), serial=fields.get("Serial Number"),
         firmware=fields.get("Firmware Version"), smart_passed=result == "PASSED" if result else None,
         percentage_used=100 - wear if wear is not None else None,
+        available_spare=spare[0] if spare else None, available_spare_threshold=spare[1] if spare else None,
         media_errors=raw("Reported_Uncorrect"), reallocated_sectors=raw("Reallocated_Sector_Ct"),
         pending_sectors=raw("Current_Pending_Sector"), offline_uncorrectable=raw("Offline_Uncorrectable"),
-        power_on_hours=raw("Power_On_Hours"), temperature_c=raw("Temperature_Celsius"),
+        error_log_entries=_ata_text_error_count(text),
+        unsafe_shutdowns=raw("Unexpect_Power_Loss_Ct", "Unexpected_Power_Loss"),
+        power_on_hours=raw("Power_On_Hours", "Power_On_Hours_and_Msec"),
+        temperature_c=_number(fields, "Current Temperature") if "Current Temperature" in fields
+        else raw("Temperature_Celsius", "Airflow_Temperature_Cel"),
         capacity_bytes=_number(fields, "User Capacity"),
         solid_state="Solid State" in rotation if rotation else None, self_tests=_text_self_tests(text),
         short_test_minutes=float(polling["Short"][1]) if polling["Short"] else None,
         extended_test_minutes=float(polling["Extended"][1]) if polling["Extended"] else None)
+
+
+def _ata_text_error_count(text: str) -> int | None:
+    """The ATA error log's count: "ATA Error Count: 84 (...)" (-a), "Device Error Count: 84" (-x), or 0 when the
+    log section says "No Errors Logged"; None when the output has no error-log section (`-A`, `--format brief`)."""
+    counted = re.search(r"^(?:ATA|Device) Error Count:\s*(\d+)", text, re.MULTILINE)
+    if counted:
+        return int(counted[1])
+    return 0 if re.search(r"Error Log Version:.*\n\s*No Errors Logged", text) else None
 
 
 def _text_self_tests(text: str) -> tuple[SelfTest, ...]:
