@@ -8,7 +8,7 @@ PYTHON ?= python3
 # Tools the checks and the built-in lab run (installed when run as root; see `qualify prepare` for nodes).
 DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools nvme-cli ethtool \
                 pciutils dmidecode iproute2 iputils-ping util-linux fdisk lvm2 nftables kmod procps \
-                coreutils python3-minimal
+                coreutils python3-minimal perl chromium
 
 # What a user passes (NODE= PROFILE= CHECKS= DURATION= LABEL= AT= RUN= RUNS= OUTPUT=) never becomes shell
 # text. Each is taken unexpanded ($(value): a '$' stays a '$') into an exported variable QUALIFY_ARG_<name>;
