@@ -61,7 +61,7 @@ def test_report_of_a_directory_that_is_not_a_run(workspace):
 
 def test_labels_are_recorded(workspace):
     workspace.local_node("n1")
-    proc = workspace.qualify("run", "n1", "--label", "cooler=G195,lid=closed")
+    proc = workspace.qualify("run", "n1", "--checks", "microcode", "--label", "cooler=G195,lid=closed")
     assert proc.returncode == 0, proc.stderr
     verdict = json.loads((workspace.runs("n1")[0] / "verdict.json").read_text())
     assert verdict["labels"] == {"cooler": "G195", "lid": "closed"}
@@ -124,7 +124,7 @@ def test_missing_tool_names_the_debian_package():
 def test_localhost_run_skips_what_cannot_apply(workspace):
     """This machine is a VM: no microcode revision is exposed, so the check skips and says why."""
     (workspace.profiles / "localhost.yaml").write_text("host: localhost\n")
-    proc = workspace.qualify("run", "localhost")
+    proc = workspace.qualify("run", "localhost", "--checks", "microcode")
     verdict = json.loads((workspace.runs("localhost")[0] / "verdict.json").read_text())
     check = next(c for c in verdict["checks"] if c["name"] == "microcode")
     if check["outcome"] == "skipped":
