@@ -38,7 +38,7 @@ def init_profile(node: str, peers: Sequence[str], output: Path | None = None, pr
     loaded = resolve_profile(node, profile)
     connection = connect(node, loaded.profile)
     try:
-        facts = gather_facts(connection, [p for p in peers if p != node])
+        facts = gather_facts(connection, [p for p in (peers or loaded.profile.peers) if p != node])
     finally:
         connection.close()
     text = render_profile(facts, loaded.profile, kept)
