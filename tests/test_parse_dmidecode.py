@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
+from corpus import corpus_path
 from qualify.errors import ParseError
-from qualify.parsers.dmidecode import Dimm, parse_dmidecode_memory
+from qualify.parsers.dmidecode import Dimm, parse_dmidecode_memory, parse_memory_error_correction
 
 CURRENT = """# dmidecode 3.4
 Getting SMBIOS data from sysfs.
@@ -35,7 +36,7 @@ Memory Device
 \tSpeed: 3200 MT/s
 \tManufacturer: Samsung
 \tSerial Number: 1A2B3C4D
-\tPart Number: M471A4G43AB1-CWE    
+\tPart Number: M471A4G43AB1-CWE\x20\x20\x20\x20
 \tConfigured Memory Speed: 3200 MT/s
 
 Handle 0x0040, DMI type 17, 92 bytes
@@ -105,3 +106,35 @@ def test_this_machines_dmidecode():
         assert "SMBIOS" in str(exc) or "Memory Device" in str(exc)
     else:
         assert dimms and all(d.locator for d in dimms)
+
+
+# real dmidecode outputs (linuxhw/DMI excerpts, see SOURCES.md): name -> (populated DIMMs, empty slots, ECC types)
+EXPECTED = {
+    # was: serial "--" (Supermicro's placeholder) read as a serial number
+    "supermicro-h8dgu-dmidecode32-ddr3-serial-dashes-excerpt.txt": (
+        [Dimm(locator="P1_DIMM1B", bank_locator="BANK0", size_mib=4096, type="DDR3", speed_mts=1066,
+              configured_speed_mts=None, manufacturer="Samsung", part_number="M393B5170EH1-CF8", serial=None),
+         Dimm(locator="P1_DIMM1A", bank_locator="BANK1", size_mib=4096, type="DDR3", speed_mts=1066,
+              configured_speed_mts=None, manufacturer="Samsung", part_number="M393B5170EH1-CF8", serial=None)],
+        0, ["Multi-bit ECC"]),
+    # DDR5-5600 RDIMM the board runs at 4000 MT/s, six empty slots around it
+    "supermicro-sys-511e-wr-ddr5-5600-at-4000-empty-slots-excerpt.txt": (
+        [Dimm(locator="DIMMG1", bank_locator="P0_Node1_Channel2_Dimm0", size_mib=32768, type="DDR5", speed_mts=5600,
+              configured_speed_mts=4000, manufacturer="Samsung", part_number="M321R4GA3PB0-CWMKJ", serial=None)],
+        6, []),
+}
+FILES = sorted(path.name for path in corpus_path("dmidecode").iterdir())
+
+
+def test_every_corpus_file_has_an_expectation():
+    assert set(FILES) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_corpus_file(name):
+    text = corpus_path("dmidecode", name).read_text()
+    populated, empty, ecc = EXPECTED[name]
+    dimms = parse_dmidecode_memory(text)
+    assert [d for d in dimms if d.populated] == populated
+    assert len([d for d in dimms if not d.populated]) == empty
+    assert parse_memory_error_correction(text) == ecc

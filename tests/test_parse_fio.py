@@ -4,8 +4,8 @@ bins), bad output."""
 from __future__ import annotations
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.fio import parse_fio_json
 
@@ -28,15 +28,47 @@ EXPECTED = {
                       ("test", "write", 56839.645098, 232815186, None, 0)]),
     "fio-3.33-write-4k-falloc-xfs-hdd-with-leading-note-line.txt":
         ("fio-3.33", [("task_0", "write", 476118.226321, 1950180255, 2256, 0)]),
+    # fio 2.17 (the last 2.x line): still KiB and µs; numjobs=2 with group_reporting gives one job per group
+    "fio-2.17-numjobs2-group_reporting-randread-randwrite-16k-kib-usec-pkb.json":
+        ("fio-2.17", [("rand_16k_read_100%-io-depth-1-num-jobs-2", "read", 8086.673998, 129386 * 1024, 1352_000, 0),
+                      ("rand_16k_write_100%-io-depth-1-num-jobs-2", "write", 2457.017193, 39312 * 1024, 2384_000, 0)]),
     "fio-3.39-jsonplus-randwrite-1k-qd8-posixaio-macos-clat-bins.json":
         ("fio-3.39", [("/Users/alexander/CrystalDiskMark/CrystalDiskMark195681fd01a/CrystalDiskMark195681fd01a.tmp",
                        "write", 19621.556886, 20092474, 3489792, 434)]),
 }
-FILES = sorted(path.name for path in corpus_path("fio").iterdir())
+# outputs fio did not finish writing: the ParseError says so and repeats fio's own last message
+ERRORS = {"fio-3.36-io_u-error-lines-before-json-head-truncated-excerpt.txt":
+          r"cut short.*fio said: fio: pid=5509, err=5/file:io_u\.c:1896, func=io_u error, error=Input/output error"}
+FILES = sorted(path.name for path in corpus_path("fio").iterdir() if path.name not in ERRORS)
 
 
 def test_every_corpus_file_has_an_expectation():
     assert set(FILES) == set(EXPECTED)
+    assert set(ERRORS) <= {path.name for path in corpus_path("fio").iterdir()}
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_unfinished_output_names_fios_message(name):
+    with pytest.raises(ParseError, match=ERRORS[name]):
+        parse_fio_json(corpus_path("fio", name).read_text())
+
+
+def test_fio_messages_inside_the_document_are_dropped_and_kept():
+    # synthetic placement, real lines: fio issue #1685 shows fio's error lines landing in the same stream as the
+    # JSON; here they are put inside the document (after its first line) of a real fio-3.28 result
+    lines = corpus_path("fio", "fio-3.28-randrw-75-25-4k-qd64-gtod_reduce.json").read_text().splitlines(keepends=True)
+    noise = ["fio: io_u error on file /dev/sdb: Input/output error: read offset=184912257024, buflen=4096\n",
+             "fio: pid=5509, err=5/file:io_u.c:1896, func=io_u error, error=Input/output error\n"]
+    result = parse_fio_json("".join(lines[:1] + noise + lines[1:]))
+    assert result.jobs[0].name == "test" and len(result.messages) == 2
+
+
+def test_io_kbytes_says_bytes_whatever_the_version():
+    # synthetic: a fio 3.x direction under a "fio-2.99" version string (the 3.0 pre-release) keeps bytes and ns
+    text = corpus_path("fio", "fio-3.33-write-4k-falloc-xfs-hdd-with-leading-note-line.txt").read_text()
+    write = parse_fio_json(text.replace('"fio-3.33"', '"fio-2.99"')).jobs[0].write
+    assert write.bandwidth_bytes_s == 1950180255 and write.completion_latency.percentile(99.0) == 2256
+    assert write.io_bytes == parse_fio_json(text).jobs[0].write.io_bytes
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -47,7 +79,7 @@ def test_corpus_file(name):
     seen = [(job, direction) for job in result.jobs for direction in ("read", "write")
             if getattr(job, direction).io_bytes]
     assert [(job.name, direction) for job, direction in seen] == [d[:2] for d in directions]
-    for (job, direction), (_, _, iops, bandwidth, p99, bins) in zip(seen, directions):
+    for (job, direction), (_, _, iops, bandwidth, p99, bins) in zip(seen, directions, strict=True):
         measured = getattr(job, direction)
         assert measured.iops == pytest.approx(iops) and measured.bandwidth_bytes_s == bandwidth
         latency = measured.completion_latency

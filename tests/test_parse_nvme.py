@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.nvme import (
     LbaFormat,
@@ -38,6 +38,28 @@ EXPECTED = {
         critical_warning=0, temperature_c=33, available_spare=100, available_spare_threshold=10, percentage_used=0,
         data_units_written=47217872, power_on_hours=1244, unsafe_shutdowns=52, media_errors=0,
         error_log_entries=0, warning_temperature_minutes=0, critical_temperature_minutes=0),
+    # the same log as numbers written as floats ("temperature": 310.0) and as strings ("310"), as nvme-cli builds do
+    "smart-log-netdata-float-values.json": NvmeSmartLog(
+        critical_warning=0, temperature_c=37, available_spare=100, available_spare_threshold=5, percentage_used=2,
+        data_units_written=136157684, power_on_hours=4974, unsafe_shutdowns=39, media_errors=0,
+        error_log_entries=110, warning_temperature_minutes=0, critical_temperature_minutes=0),
+    "smart-log-netdata-string-values.json": NvmeSmartLog(
+        critical_warning=0, temperature_c=37, available_spare=100, available_spare_threshold=5, percentage_used=2,
+        data_units_written=136157684, power_on_hours=4974, unsafe_shutdowns=39, media_errors=0,
+        error_log_entries=110, warning_temperature_minutes=0, critical_temperature_minutes=0),
+    "list-netdata-empty-devices.json": [],
+    # was: physical size -2147483648 (nvme-cli 2.x int32 overflow on an 8 TB drive)
+    "list-intel-p4510-8tb-nvmecli2x-negative-int32-overflow.json": [NvmeListEntry(
+        device_path="/dev/nvme0n1", serial="PHLJ13xxxxxxxxxxxxxxx", model="INTEL SSDPE2KX080T8", firmware="VDV10182",
+        namespace=1, physical_size_bytes=None, sector_size=512)],
+    # was: ParseError ("run nvme list -o json without -v"): the subsystem tree of `nvme list -v -o json`
+    "list-v-subsystems-dell-boss-n1-skhynix-ps1030-nvmecli116.json": [
+        NvmeListEntry(device_path="/dev/nvme0n1", serial="CN03YGWTFCP0051E00H5", model="Dell BOSS-N1",
+                      firmware="11131069", namespace=1, physical_size_bytes=480036519936, sector_size=512),
+        NvmeListEntry(device_path="/dev/nvme1n1", serial="BID8N0071I1908N3W", model="Dell NVMe ISE PS1030 MU U.2 6.4TB",
+                      firmware="1.2.0", namespace=1, physical_size_bytes=6401252745216, sector_size=512),
+        NvmeListEntry(device_path="/dev/nvme2n1", serial="BID8N0071I1908N3T", model="Dell NVMe ISE PS1030 MU U.2 6.4TB",
+                      firmware="1.2.0", namespace=1, physical_size_bytes=6401252745216, sector_size=512)],
 }
 # excerpts the tests below wrap (see SOURCES.md)
 EXCERPTS = {"list-device-vastdata-nvmecli2x-excerpt.json", "id-ns-lbafs-5-formats-512+8-in-use-nvmecli2x-excerpt.json",
@@ -73,6 +95,20 @@ def test_bad_smart_log_names_the_tool(text, problem):
     with pytest.raises(ParseError, match="nvme smart-log") as err:
         parse_nvme_smart_log(text)
     assert problem in str(err.value)
+
+
+@pytest.mark.parametrize("warning, value", [
+    ({"value": 4, "available_spare": 0, "temp_threshold": 0, "reliability_degraded": 1, "ro": 0, "vmbu_failed": 0,
+      "pmr_ro": 0}, 4),
+    ({"available_spare": 1, "temp_threshold": 0, "reliability_degraded": 1, "ro": 1, "vmbu_failed": 0, "pmr_ro": 0},
+     0b1101),
+])
+def test_critical_warning_decoded_into_an_object(warning, value):
+    # synthetic: `nvme smart-log -H -o json` writes critical_warning as an object of its bits (keys as in
+    # nvme-cli's nvme-print-json.c json_smart_log); the rest of the log is the netdata fixture
+    log = json.loads(corpus_path("nvme-cli", "smart-log-netdata-fixture.json").read_text())
+    log["critical_warning"] = warning
+    assert parse_nvme_smart_log(json.dumps(log)).critical_warning == value
 
 
 def test_id_ctrl_without_identity():
@@ -116,7 +152,8 @@ def test_self_test_log_entry_and_unused_entries():
 
 
 def test_self_test_running_with_its_completion():
-    log = parse_nvme_self_test_log('{"Current Device Self-Test Operation": 1, "Current Device Self-Test Completion": 40}')
+    log = parse_nvme_self_test_log(
+        '{"Current Device Self-Test Operation": 1, "Current Device Self-Test Completion": 40}')
     assert (log.running, log.completion_percent, log.results) == (1, 40, ())
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.smartctl import (
     NVME_DATA_UNIT_BYTES,
@@ -77,19 +77,84 @@ EXPECTED = {
     "nvme-samsung-pm9a1-worn-100pct-critical-warning-0x04-TEXT-excerpt.txt": dict(
         protocol="NVMe", critical_warning=0x04, percentage_used=100, available_spare=100,
         available_spare_threshold=10, temperature_c=28, media_errors=None),
+    # --- field-truth audit (issue 10): real outputs of other projects' fixtures, issues and forums
+    "usb-sat-sandisk-pssd-smartctl74-a-d-sat-json.json": dict(  # was: spare None (Perc_Avail_Resrvd_Space unread)
+        protocol="ATA", model="SanDisk pSSD", firmware="3", solid_state=True, available_spare=100,
+        available_spare_threshold=5, percentage_used=None, reallocated_sectors=0, media_errors=0,
+        unsafe_shutdowns=114, power_on_hours=11, temperature_c=None, error_log_entries=0, self_tests=()),
+    "sata-hdd-seagate-st3200820as-ata7-no-rotation-rate-100216h-smartctl73-json.json": dict(
+        protocol="ATA", model="ST3200820AS", solid_state=None, power_on_hours=100216, reallocated_sectors=0,
+        pending_sectors=0, offline_uncorrectable=0, temperature_c=35, error_log_entries=0),
+    "nvme-intel-optane-mempek1w032ga-nvme-lt-1.2-spare-thresh-0-smartctl73-json.json": dict(
+        protocol="NVMe", model="INTEL MEMPEK1W032GA", percentage_used=1, available_spare=100,
+        available_spare_threshold=0, unsafe_shutdowns=173, power_on_hours=41159, temperature_c=31,
+        warning_temperature_minutes=None, critical_temperature_minutes=None, capacity_bytes=29260513280,
+        data_written_bytes=4744607 * NVME_DATA_UNIT_BYTES),
+    "spi-hdd-hp-mas3735nc-parallel-scsi-smartctl74-no-power-on-time-json.json": dict(
+        protocol="SCSI", model="HP 73.4G MAS3735NC", firmware="HPC3", grown_defects=0, media_errors=0,
+        power_on_hours=None, temperature_c=28, solid_state=False),
+    "sas-hdd-seagate-smartctl74-4-background-selftests-reserved-code-json.json": dict(
+        protocol="SCSI", model="SEAGATE ST0000000", firmware="RSL5", grown_defects=0, media_errors=0,
+        power_on_hours=34222, temperature_c=24, extended_test_minutes=1340.0,
+        self_tests=(SelfTest("Background long", "Completed", True, 90),
+                    SelfTest("Background long", "Completed", True, 66),
+                    SelfTest("Reserved(7)", "Completed", True, 5), SelfTest("Background short", "Completed", True, 2))),
+    "sas-hdd-hgst-4tb-smartctl73-corrected-errors-json.json": dict(  # 647,736 corrected read errors: not uncorrected
+        protocol="SCSI", media_errors=0, grown_defects=0, power_on_hours=1641, temperature_c=34),
+    "sas-hdd-seagate-smartctl66-A-factory-hours-powered-up-TEXT-excerpt.txt": dict(  # was: power-on hours None
+        protocol="SCSI", grown_defects=0, power_on_hours=1668, temperature_c=34, smart_passed=None),
+    "sata-ssd-sandisk-sd8sn8u256g-smartctl70-a-old-columns-selftest-TEXT-excerpt.txt": dict(
+        # was: spare, error-log count and unsafe shutdowns None in text
+        protocol="ATA", model="SanDisk SD8SN8U256G1122", solid_state=True, available_spare=100,
+        available_spare_threshold=4, error_log_entries=0, unsafe_shutdowns=43, power_on_hours=5424, temperature_c=36,
+        reallocated_sectors=0, capacity_bytes=256060514304, extended_test_minutes=10.0,
+        self_tests=(SelfTest("Extended offline", "Completed without error", True, 5418),)),
+    "sata-ssd-sandisk-ultra2-smartctl-brief-format-dashes-thresh-TEXT-excerpt.txt": dict(
+        protocol="ATA", model="SanDisk Ultra II 240GB", available_spare=100, available_spare_threshold=4,
+        error_log_entries=None, power_on_hours=14491, temperature_c=36, capacity_bytes=240057409536),
+    "sata-hdd-seagate-st3000vx000-smartctl-brief-format-TEXT-excerpt.txt": dict(
+        protocol="ATA", model="ST3000VX000-1ES166", solid_state=False, reallocated_sectors=0, pending_sectors=0,
+        offline_uncorrectable=0, power_on_hours=19717, temperature_c=36, capacity_bytes=3000592982016),
+    "nvme-smart-block-swiss-apostrophe-separators-TEXT-excerpt.txt": dict(  # real de_CH "’" grouping
+        protocol="NVMe", power_on_hours=9025, data_written_bytes=28604965 * NVME_DATA_UNIT_BYTES, percentage_used=3,
+        temperature_c=43, smart_passed=None),
+    "nvme-smart-section-3-temp-sensors-4804-error-log-entries-TEXT-excerpt.txt": dict(
+        protocol="NVMe", smart_passed=True, error_log_entries=4804, unsafe_shutdowns=3682, power_on_hours=6726,
+        temperature_c=30, data_written_bytes=64768925 * NVME_DATA_UNIT_BYTES),
 }
-FILES = sorted(path.name for path in corpus_path("smartctl").iterdir())
+# outputs of a device smartctl could not read: the ParseError names smartctl's own message
+ERRORS = {"smartctl75-nonexistent-device-unable-to-detect-type-exit1.json":
+          "exit status 1.*Unable to detect device type"}
+# fragments a test below completes
+FRAGMENTS = {"sas-hdd-wd-hc550-scsi-environmental-reports-temperature-fragment.json-excerpt"}
+FILES = sorted(path.name for path in corpus_path("smartctl").iterdir() if path.name not in FRAGMENTS)
 
 
 def test_every_corpus_file_has_an_expectation():
-    assert set(FILES) == set(EXPECTED)
+    assert set(FILES) == set(EXPECTED) | set(ERRORS)
+    assert FRAGMENTS <= {path.name for path in corpus_path("smartctl").iterdir()}
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_corpus_file(name):
     text = corpus_path("smartctl", name).read_text()
-    health = parse_smartctl_text(text) if name.endswith(".txt") else parse_smartctl_json(text)
+    parse = parse_smartctl_text if name.endswith(".txt") else parse_smartctl_json
+    if name in ERRORS:
+        with pytest.raises(ParseError, match=ERRORS[name]):
+            parse(text)
+        return
+    health = parse(text)
     assert {key: getattr(health, key) for key in EXPECTED[name]} == EXPECTED[name]
+
+
+def test_sas_temperature_only_in_the_environmental_reports():
+    # fragment real (scrutiny issue #788, WD Ultrastar DC HC550 SAS, smartctl --xall --json); the surrounding keys
+    # are synthetic: such drives have no `temperature` section, or one with current 0
+    fragment = corpus_path("smartctl", "sas-hdd-wd-hc550-scsi-environmental-reports-temperature-fragment.json-excerpt")
+    base = '{"device": {"protocol": "SCSI"}, "scsi_grown_defect_list": 0, %s%s}'
+    assert parse_smartctl_json(base % ("", fragment.read_text())).temperature_c == 38
+    assert parse_smartctl_json(base % ('"temperature": {"current": 0, "drive_trip": 0},',
+                                       fragment.read_text())).temperature_c == 38
 
 
 def test_worn_drive_names_the_warning_bit():
@@ -178,6 +243,8 @@ ID# ATTRIBUTE_NAME          FLAGS    VALUE WORST THRESH FAIL RAW_VALUE
   9 Power_On_Hours          -O--CK   078   078   000    -    16402
 197 Current_Pending_Sector  -O--CK   200   200   000    -    1
 198 Offline_Uncorrectable   ----CK   100   253   000    -    0
+SMART Error Log Version: 1
+ATA Error Count: 84 (device log contains only the most recent five errors)
 SMART Extended Self-test Log Version: 1 (1 sectors)
 Num  Test_Description    Status                  Remaining  LifeTime(hours)  LBA_of_first_error
 # 1  Short offline       Completed: read failure       90%     16402         494591083
@@ -194,6 +261,7 @@ def test_ata_text_attributes_and_every_self_test():
             health.offline_uncorrectable, health.power_on_hours, health.capacity_bytes, health.solid_state) == \
         ("ATA", False, 535, 1, 0, 16402, 320072933376, False)
     assert (health.short_test_minutes, health.extended_test_minutes) == (2, 127)
+    assert health.error_log_entries == 84
     assert [(t.kind, t.passed, t.power_on_hours, t.failing_lba) for t in health.self_tests] == [
         ("Short offline", False, 16402, 494591083), ("Extended offline", False, 16400, 494591083),
         ("Short offline", True, 16000, None)]

@@ -63,6 +63,7 @@ class FioResult:
     version: str  # "fio-3.33"
     global_options: dict[str, str]
     jobs: list[FioJob]
+    messages: tuple[str, ...] = ()  # fio's own "fio: ..." lines around the document (I/O errors, notes)
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,14 @@ def parse_fio_json(text: str, source: str = "fio") -> FioResult:
                                  "expected the output of fio --output-format=json")
     # fio writes its error messages to the same stream as the document, even in the middle of it (fio issue
     # #1685): whole lines starting with "fio: " are never JSON.
+    messages = tuple(m.strip() for m in _FIO_MESSAGE.findall(text))
     body = _FIO_MESSAGE.sub("", text[start.start():])
+    said = f"; fio said: {messages[-1]}" if messages else ""
     try:
         data, _ = json.JSONDecoder(object_pairs_hook=_without_empty_percentiles).raw_decode(body)
     except json.JSONDecodeError as exc:
         raise ParseError(source, f"JSON cut short or damaged at character {exc.pos} ({exc.msg}); "
-                                 f"it starts with {body[:60]!r}") from None
+                                 f"it starts with {body[:60]!r}{said}") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise ParseError(source, "JSON without a 'jobs' list; expected the output of fio --output-format=json")
     version = str(data.get("fio version", ""))
@@ -102,7 +105,8 @@ def parse_fio_json(text: str, source: str = "fio") -> FioResult:
         jobs = [_job(job, units) for job in data["jobs"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise ParseError(source, f"a job lacks or mangles {exc}; expected fio 2.x or 3.x JSON") from None
-    return FioResult(version=version, global_options=data.get("global options", {}), jobs=jobs)
+    return FioResult(version=version, global_options=data.get("global options", {}), jobs=jobs,
+                     messages=messages)
 
 
 def _units(version: str, jobs: list, source: str) -> _Units:

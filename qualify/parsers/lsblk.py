@@ -26,18 +26,17 @@ class BlockDevice:
 
 def parse_lsblk(text: str) -> list[BlockDevice]:
     try:
-        devices = json.loads(text)["blockdevices"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ParseError("lsblk -J output", f"expected a JSON object with 'blockdevices' ({exc})") from None
-    return [
-        BlockDevice(
-            name=d.get("name", ""), path=d.get("path") or f"/dev/{d.get('name', '')}",
-            model=_clean(d.get("model")), serial=_clean(d.get("serial")), firmware=_clean(d.get("rev")),
-            size_bytes=_size(d.get("size")), type=d.get("type", ""), transport=_clean(d.get("tran")),
-            wwn=_clean(d.get("wwn")),
-        )
-        for d in devices
-    ]
+        return [
+            BlockDevice(
+                name=d.get("name", ""), path=d.get("path") or f"/dev/{d.get('name', '')}",
+                model=_clean(d.get("model")), serial=_clean(d.get("serial")), firmware=_clean(d.get("rev")),
+                size_bytes=_size(d.get("size")), type=d.get("type", ""), transport=_clean(d.get("tran")),
+                wwn=_clean(d.get("wwn")),
+            )
+            for d in json.loads(text)["blockdevices"]
+        ]
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ParseError("lsblk -J output", f"expected a JSON object with 'blockdevices' ({exc!r})") from None
 
 
 def _size(value: object) -> int | None:
