@@ -22,8 +22,8 @@ from qualify.lab import LabConfig, lab_status
 from qualify.lab.shaping import Shape, shaped
 from qualify.network.iperf import IperfServer, run_client
 from qualify.node import connect
-from qualify.parsers.iperf3 import parse_iperf3
 from qualify.overlays import resolve_profile
+from qualify.parsers.iperf3 import parse_iperf3
 
 PLAIN_PORT = 5290
 

@@ -6,7 +6,8 @@ failing the run (a VM has no DMI board, a minimal node no ethtool).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qualify.errors import ParseError, QualifyError
 from qualify.node import Node

@@ -215,7 +215,7 @@ class StorageDrive(_Strict):
     rated_endurance_tbw: float | None = Field(None, gt=0, description="rated TB written (spec sheet)")
 
     @model_validator(mode="after")
-    def _one_identity(self) -> "StorageDrive":
+    def _one_identity(self) -> StorageDrive:
         if (self.serial is None) == (self.wwn is None):
             raise ValueError("expected exactly one of serial: or wwn:")
         return self
@@ -333,7 +333,7 @@ class DriveIntegritySettings(_Strict):
     progress_interval: Seconds = Field(30.0, ge=1, le=86400, description="how often progress with ETA is printed")
 
     @model_validator(mode="after")
-    def _blocks_fit_chunks(self) -> "DriveIntegritySettings":
+    def _blocks_fit_chunks(self) -> DriveIntegritySettings:
         if (self.chunk_mib << 20) % self.block_size:
             raise ValueError(f"chunk_mib ({self.chunk_mib} MiB) must be a multiple of block_size ({self.block_size})")
         return self

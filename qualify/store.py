@@ -16,9 +16,10 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from qualify.errors import UsageError
 from qualify.names import check_node_name
@@ -32,12 +33,12 @@ FSYNC_INTERVAL_S = 1.0
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_run_id(now: datetime | None = None) -> str:
     """Sorts by time, as the contract asks: 20261130T130400Z."""
-    return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
 def reports_dir() -> Path:
@@ -86,7 +87,7 @@ class RunStore:
         self._streams: dict[str, JsonLines] = {}
 
     @classmethod
-    def create(cls, node: str, base: Path | None = None) -> "RunStore":
+    def create(cls, node: str, base: Path | None = None) -> RunStore:
         base = base or reports_dir()
         node_dir = base / check_node_name(node)  # a name, never a path: runs stay under `base`
         node_dir.mkdir(parents=True, exist_ok=True)

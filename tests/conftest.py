@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import Workspace, test_lab_config
 
+from helpers import Workspace, test_lab_config
 from qualify.lab import LabConfig, lab_down, lab_up
 
 

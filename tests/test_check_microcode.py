@@ -5,8 +5,8 @@ import json
 from dataclasses import replace
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.checks.microcode import MicrocodeEvidence, Offer, judge
 from qualify.findings import Findings
 from qualify.lab import NodeSpec

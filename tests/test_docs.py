@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from helpers import REPO
 from pydantic import BaseModel, Field
 
+from helpers import REPO
 from qualify import cli
 from qualify.docs import profile_reference, undocumented
 from qualify.profile import BitsPerSecond, Revision, Seconds

@@ -8,15 +8,15 @@ import json
 import os
 
 import pytest
-from corpus import corpus_path
-from storage_loop import local_node, loop_devices
 
+from corpus import corpus_path
 from qualify.checks.drive_identity import IdentityEvidence, check_drive_identity, judge
 from qualify.findings import Findings
 from qualify.lab.drive import bin_dir, prepare_lab_drive
 from qualify.parsers.nvme import parse_nvme_id_ctrl, parse_nvme_id_ns
 from qualify.profile import DriveIdentitySettings, Profile
 from qualify.store import RunStore
+from storage_loop import local_node, loop_devices
 
 PM983 = parse_nvme_id_ctrl(corpus_path("nvme-cli", "id-ctrl-samsung-pm983-mz1lb960-nvmecli1x.json").read_text())
 LBAFS = json.loads(corpus_path("nvme-cli", "id-ns-lbafs-5-formats-512+8-in-use-nvmecli2x-excerpt.json").read_text())

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from storage_loop import MKFS_EXT4, checksum, local_node, loop_devices, sh
 from test_storage_guard import holding_open
 
 from qualify.checks.drive_integrity import (
@@ -45,6 +44,7 @@ from qualify.storage.integrity import (
 from qualify.storage.plp import plp_jobs
 from qualify.storage.runner import run_fio
 from qualify.store import RunStore, read_samples
+from storage_loop import MKFS_EXT4, checksum, local_node, loop_devices, sh
 
 GIB, MIB, TB = 1 << 30, 1 << 20, 10**12
 SETTINGS = DriveIntegritySettings()

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from qualify.errors import CommandTimeout, ToolMissing
 from qualify.node import SshNode, connect
 from qualify.overlays import resolve_profile
-
-from helpers import REPO
 
 
 @pytest.fixture

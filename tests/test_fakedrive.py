@@ -13,9 +13,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from helpers import Workspace, test_lab_config
-from storage_loop import local_node
 
+from helpers import Workspace, test_lab_config
 from qualify.checks.drive_integrity import check_drive_integrity
 from qualify.findings import Findings
 from qualify.lab import lab_down, lab_status, lab_up
@@ -26,6 +25,7 @@ from qualify.lab.procs import alive
 from qualify.profile import DriveIntegritySettings
 from qualify.storage import block_devices
 from qualify.store import RunStore
+from storage_loop import local_node
 
 MIB = 1 << 20
 

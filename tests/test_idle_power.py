@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.checks.idle_power import CpuidleState, IdleEvidence, judge
 from qualify.findings import Findings
 from qualify.lab import NodeSpec

@@ -21,13 +21,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qualify.errors import LabError
-from qualify.lab import LabConfig, LabState, NodeSpec, build_node_tree, lab_down, lab_status, lab_up, overlay_path
-from qualify.lab import cgroup as lab_cgroup
-from qualify.lab import freeze_node, node_frozen, thaw_node
-from qualify.parsers.microcode_firmware import parse_intel_microcode
-
 from helpers import free_subnet, test_lab_config
+from qualify.errors import LabError
+from qualify.lab import (
+    LabConfig,
+    LabState,
+    NodeSpec,
+    build_node_tree,
+    freeze_node,
+    lab_down,
+    lab_status,
+    lab_up,
+    node_frozen,
+    overlay_path,
+    thaw_node,
+)
+from qualify.lab import cgroup as lab_cgroup
+from qualify.parsers.microcode_firmware import parse_intel_microcode
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "microcode"
 IS_ROOT = os.geteuid() == 0

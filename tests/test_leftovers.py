@@ -12,15 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from loopback_sshd import loopback_sshd
-from storage_loop import forget_run_lock, loop_devices
 from test_storage_guard import write_job
 from test_storage_hold import node_for
 
+from loopback_sshd import loopback_sshd
 from qualify.errors import NodeUnreachable
 from qualify.lab import NodeSpec
 from qualify.node import connect
 from qualify.storage.runner import run_fio
+from storage_loop import forget_run_lock, loop_devices
 
 GONE_WITHIN_S = 10.0  # what the issue allows; the tethers take well under that
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.checks.memory import BurnIn, MemoryEvidence, judge, judge_installed
 from qualify.errors import ParseError
 from qualify.findings import Findings

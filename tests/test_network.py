@@ -12,10 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-from corpus import corpus_path
 
-from qualify.checks.network import (SHARE, THROUGHPUT, DirectionRun, LinkEvidence, NetworkEvidence, flows, judge,
-                                    record_mesh)
+from corpus import corpus_path
+from qualify.checks.network import (
+    SHARE,
+    THROUGHPUT,
+    DirectionRun,
+    LinkEvidence,
+    NetworkEvidence,
+    flows,
+    judge,
+    record_mesh,
+)
 from qualify.errors import NodeError, QualifyError, ToolMissing
 from qualify.findings import Findings, Measurement
 from qualify.network.iperf import PORT_TRIES, Direction, IperfServer, run_client

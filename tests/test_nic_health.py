@@ -9,19 +9,23 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from corpus import corpus_path
+from test_e2e_lab import lab_workspace  # noqa: F401 (the fixture: the repo's profiles with the lab's overlays)
 
+from corpus import corpus_path
 from qualify.checks.nic_health import LinkHealth, NicHealthEvidence, UnderLoad, judge, judge_counters, judge_module
 from qualify.errors import ParseError
 from qualify.findings import Findings
 from qualify.lab.shaping import Shape, shaped
-from qualify.parsers.ethtool import (NicStatistics, parse_ethtool_driver_info, parse_ethtool_link,
-                                     parse_ethtool_module, parse_ethtool_statistics)
+from qualify.parsers.ethtool import (
+    NicStatistics,
+    parse_ethtool_driver_info,
+    parse_ethtool_link,
+    parse_ethtool_module,
+    parse_ethtool_statistics,
+)
 from qualify.parsers.lspci import parse_lspci_vv
 from qualify.parsers.ping import PingSummary, parse_ping
 from qualify.profile import NetworkLink, NicHealthSettings
-
-from test_e2e_lab import lab_workspace  # noqa: F401 (the fixture: the repo's profiles with the lab's overlays)
 
 GOOD_MODULE = corpus_path("ethtool", "m-sfp-10gsr85-fs-module-dom-i40e.txt").read_text()
 

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from storage_loop import forget_run_lock
 
 from qualify.errors import CommandFailed, CommandTimeout, ToolMissing
 from qualify.node import LocalNode
 from qualify.node.lock import NodeBusy
 from qualify.profile import Profile
+from storage_loop import forget_run_lock
 
 STREAM = 'echo $$; i=0; while [ $i -lt 3 ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done; sleep 60'
 

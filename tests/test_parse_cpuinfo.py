@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.cpuinfo import (
     cpuid_signature,

@@ -8,11 +8,19 @@ import os
 import subprocess
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
-from qualify.parsers.ethtool import (DriverInfo, LinkSettings, Thresholds, milliwatt_to_dbm, parse_ethtool_driver_info,
-                                     parse_ethtool_link, parse_ethtool_module, parse_ethtool_statistics)
+from qualify.parsers.ethtool import (
+    DriverInfo,
+    LinkSettings,
+    Thresholds,
+    milliwatt_to_dbm,
+    parse_ethtool_driver_info,
+    parse_ethtool_link,
+    parse_ethtool_module,
+    parse_ethtool_statistics,
+)
 
 ALL_SUPPORTS = {"statistics": True, "test": True, "eeprom-access": True, "register-dump": True, "priv-flags": True}
 ATLANTIC_MODES = ["10baseT/Full", "100baseT/Full", "1000baseT/Full", "10000baseT/Full", "2500baseT/Full",

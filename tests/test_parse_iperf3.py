@@ -6,8 +6,8 @@ import subprocess
 import time
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.iperf3 import parse_iperf3
 

@@ -4,8 +4,8 @@ import json
 from collections import Counter
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.kernel_log import (
     KINDS,

@@ -4,8 +4,8 @@ slots, DevSta/AER bits), garbage."""
 from __future__ import annotations
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.lspci import PciDevice, PciLink, parse_lspci_vv
 

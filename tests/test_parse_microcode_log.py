@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.parsers.microcode_log import MicrocodeLog, parse_microcode_log
 
 HASWELL_CPUS = {cpu: 0x12 for cpu in range(8)}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.turbostat import parse_turbostat
 

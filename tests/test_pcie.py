@@ -13,7 +13,15 @@ import pytest
 from qualify.checks.pcie import PcieEvidence, collect, judge
 from qualify.errors import ParseError
 from qualify.findings import Findings
-from qualify.lab.tree import RISER_PORT, SEED_PCI, NodeSpec, PciSpec, aer_file_text, riser_downtrained, write_pci_devices
+from qualify.lab.tree import (
+    RISER_PORT,
+    SEED_PCI,
+    NodeSpec,
+    PciSpec,
+    aer_file_text,
+    riser_downtrained,
+    write_pci_devices,
+)
 from qualify.node import LocalNode
 from qualify.parsers.lspci import PciLink
 from qualify.parsers.pci_sysfs import DUMP_SCRIPT, parse_aer_counters, parse_link_speed, parse_pci_dump

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from storage_loop import local_node, loop_devices
 
 from qualify.checks.power_loss_protection import check_power_loss_protection
 from qualify.findings import Findings
 from qualify.profile import PowerLossProtectionSettings
 from qualify.storage.plp import PlpEvidence, judge, plp_jobs
 from qualify.store import RunStore, read_samples
+from storage_loop import local_node, loop_devices
 
 SETTINGS = PowerLossProtectionSettings()
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from browser import needs_chromium, open_page, screenshot
 from qualify.report.charts import Chart, Series, charts_json, envelope
 
@@ -57,9 +55,10 @@ def test_injected_labels_stay_text(workspace):
 
 
 def test_charts_are_interactive_objects_and_stay_offline(tmp_path):
-    from qualify.report.templates import render_template
-    from qualify.report.charts import library
     from importlib.resources import files
+
+    from qualify.report.charts import library
+    from qualify.report.templates import render_template
 
     t = [1_764_000_000 + i for i in range(100_000)]  # a long run: bucketed, peaks kept
     values = [50 + (i % 600) / 20 for i in range(100_000)]

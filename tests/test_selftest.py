@@ -7,9 +7,8 @@ import dataclasses
 import os
 
 import pytest
-from corpus import corpus_path
-from storage_loop import local_node, loop_devices
 
+from corpus import corpus_path
 from qualify.checks.selftest import (
     SelftestEvidence,
     SelfTestRun,
@@ -23,6 +22,7 @@ from qualify.lab.drive import WORN_NODE, bin_dir, prepare_lab_drive, set_drive_c
 from qualify.parsers.smartctl import parse_smartctl_json
 from qualify.profile import Profile
 from qualify.store import RunStore
+from storage_loop import local_node, loop_devices
 
 HEALTHY = parse_smartctl_json(corpus_path("smartctl", "nvme-goodram-irdm-pro-2tb-smartctl75-json-compact-16pct-used-64C.json")
                               .read_text())

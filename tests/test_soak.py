@@ -10,14 +10,13 @@ import sys
 import time
 
 import pytest
+from test_watch import wait_for
 
 from qualify.checks.soak import check_soak
 from qualify.findings import Findings
 from qualify.lab import freeze_node, thaw_node
 from qualify.profile import Profile
 from qualify.store import read_samples
-
-from test_watch import wait_for
 
 SOAK_PROFILE = """host: {node}
 watch:

@@ -7,9 +7,8 @@ import dataclasses
 import os
 
 import pytest
-from corpus import corpus_path
-from storage_loop import local_node, loop_devices
 
+from corpus import corpus_path
 from qualify.checks.ssd_health import (
     DriveEvidence,
     check_ssd_health,
@@ -29,6 +28,7 @@ from qualify.profile import KnownDriveIssue, Profile, SsdHealthSettings, Storage
 from qualify.storage.figures import DriveJudgement
 from qualify.storage.known_issues import KnownIssues, builtin_issues
 from qualify.store import RunStore
+from storage_loop import local_node, loop_devices
 
 ANY_DRIVE = StorageDrive(wwn="5002538e00000000")
 # corpus file -> the buyer's line

@@ -7,9 +7,8 @@ import os
 import stat
 
 import pytest
-from corpus import corpus_path
-from storage_loop import MKFS_EXT4, checksum, loop_devices, run_storage_check, sh
 
+from corpus import corpus_path
 from qualify.checks.storage import DriveRuns, JobRun, check_storage, judge_drive
 from qualify.errors import QualifyError
 from qualify.findings import Findings
@@ -21,6 +20,7 @@ from qualify.storage import BlockDevice
 from qualify.storage.jobs import matrix_job
 from qualify.storage.runner import kernel_events
 from qualify.store import read_samples
+from storage_loop import MKFS_EXT4, checksum, loop_devices, run_storage_check, sh
 
 QUICK = {"job_runtime": "2s", "queue_depth": 8, "random_jobs": 2, "ceph_min_sync_write_iops": 1,
          "sync_write_latency_us": {}}

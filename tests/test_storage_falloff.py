@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from storage_loop import loop_devices, run_storage_check
 
 from qualify.checks.storage_falloff import SHARE, SustainedWrite, check_storage_falloff, judge_drive
 from qualify.findings import Findings
@@ -14,6 +13,7 @@ from qualify.profile import StorageSettings
 from qualify.report.plots import check_images
 from qualify.storage.falloff import Second, find_falloff
 from qualify.store import read_samples
+from storage_loop import loop_devices, run_storage_check
 
 MB = 1_000_000
 

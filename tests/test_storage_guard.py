@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from storage_loop import MKFS_EXT4, checksum, local_node, loop_devices, sh
 
 from qualify.parsers.wipefs import parse_wipefs_json
 from qualify.profile import StorageDrive
@@ -21,6 +20,7 @@ from qualify.storage import (
 )
 from qualify.storage.identity import normalize_wwn
 from qualify.storage.runner import run_fio
+from storage_loop import MKFS_EXT4, checksum, local_node, loop_devices, sh
 
 KEY = "checks.storage.drives[0]"
 

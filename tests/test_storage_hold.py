@@ -10,15 +10,15 @@ import threading
 import time
 
 import pytest
-from loopback_sshd import loopback_sshd
-from storage_loop import MKFS_EXT4, forget_run_lock, local_node, loop_devices, sh
 from test_storage_guard import write_job
 
+from loopback_sshd import loopback_sshd
 from qualify.errors import QualifyError
 from qualify.node import connect
 from qualify.node.lock import NodeBusy
 from qualify.storage import WriteRefused
 from qualify.storage.runner import run_fio
+from storage_loop import MKFS_EXT4, forget_run_lock, local_node, loop_devices, sh
 
 MIB = 1 << 20
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from test_e2e_lab import lab_workspace  # noqa: F401  (the lab with the repo's profiles)
-from qualify.lab.lab import lab_status
+
 from qualify.lab.drive import WORN_NODE, lab_drive_serial
+from qualify.lab.lab import lab_status
 
 pytestmark = pytest.mark.destructive
 

@@ -5,8 +5,8 @@ import os
 import time
 
 import pytest
-from corpus import corpus_path
 
+from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.lab import NodeSpec, build_node_tree
 from qualify.node import connect

@@ -9,14 +9,13 @@ import time
 from datetime import datetime
 
 import pytest
+from test_watch import events, wait_for
 
 from qualify.lab import freeze_node, lab_status, thaw_node
 from qualify.node import connect
 from qualify.overlays import resolve_profile
 from qualify.store import RunStore, read_samples
 from qualify.watch import start_watch
-
-from test_watch import events, wait_for
 
 INTERVAL = 0.5
 

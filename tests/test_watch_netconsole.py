@@ -6,14 +6,13 @@ import shutil
 import socket
 
 import pytest
+from test_watch import events, wait_for
+from test_watch_lab import lab_env, watch  # noqa: F401 (fixture)
 
 from qualify.errors import NodeError
 from qualify.lab import freeze_node, lab_status, thaw_node
 from qualify.store import RunStore, read_samples
 from qualify.watch.netconsole import MAX_PACKET, NetconsoleListener, configure_netconsole
-
-from test_watch import events, wait_for
-from test_watch_lab import lab_env, watch  # noqa: F401 (fixture)
 
 
 def send(payload: bytes, port: int, source: str = "127.0.0.1") -> None:

@@ -17,8 +17,14 @@ from typing import Any
 from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.node import Node
-from qualify.parsers.cpuinfo import (CpuInfo, cpuid_signature, intel_ucode_filename, is_engineering_sample,
-                                     parse_cpuinfo, parse_hex_value)
+from qualify.parsers.cpuinfo import (
+    CpuInfo,
+    cpuid_signature,
+    intel_ucode_filename,
+    is_engineering_sample,
+    parse_cpuinfo,
+    parse_hex_value,
+)
 from qualify.parsers.microcode_firmware import newest_revision_for, parse_amd_microcode, parse_intel_microcode
 from qualify.parsers.microcode_log import MicrocodeLog, parse_microcode_log
 from qualify.profile import MicrocodeSettings, Profile

@@ -18,8 +18,14 @@ from dataclasses import dataclass
 
 from qualify.findings import Findings, Measurement
 from qualify.network.iperf import Direction, IperfServer, run_client
-from qualify.network.links import (Expectation, connect_peer, expectation, link_settings, node_interfaces,
-                                   require_interface)
+from qualify.network.links import (
+    Expectation,
+    connect_peer,
+    expectation,
+    link_settings,
+    node_interfaces,
+    require_interface,
+)
 from qualify.network.lock import link_test_lock
 from qualify.network.mesh import INTERVALS_STREAM, TESTS_STREAM
 from qualify.network.units import format_rate

@@ -27,9 +27,18 @@ from qualify.network.links import connect_peer, link_settings, node_interfaces, 
 from qualify.network.lock import link_test_lock
 from qualify.network.units import format_rate
 from qualify.node import Node
-from qualify.parsers.ethtool import (QUANTITIES, DriverInfo, LinkSettings, ModuleInfo, NicStatistics, Thresholds,
-                                     milliwatt_to_dbm, parse_ethtool_driver_info, parse_ethtool_module,
-                                     parse_ethtool_statistics)
+from qualify.parsers.ethtool import (
+    QUANTITIES,
+    DriverInfo,
+    LinkSettings,
+    ModuleInfo,
+    NicStatistics,
+    Thresholds,
+    milliwatt_to_dbm,
+    parse_ethtool_driver_info,
+    parse_ethtool_module,
+    parse_ethtool_statistics,
+)
 from qualify.parsers.lspci import PciDevice, parse_lspci_vv
 from qualify.parsers.ping import PingSummary, parse_ping
 from qualify.profile import NetworkLink, NicHealthSettings, Profile

@@ -20,17 +20,17 @@ import shutil
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from qualify.errors import LabError
 from qualify.lab import cgroup, loopdev, netns, procs, sshd
 from qualify.lab._cmd import require_root, require_tools
-from qualify.lab.overlay import overlay_content, write_overlay
-from qualify.lab.tree import NodeSpec, build_node_tree
-from qualify.lab.thermal_model import start_model, stop_model
 from qualify.lab.drive import bin_dir, lab_drive_serial, prepare_lab_drive
 from qualify.lab.fakedrive import IMAGE, fake_drive_healthy, make_fake_drive, remove_fake_drive
+from qualify.lab.overlay import overlay_content, write_overlay
+from qualify.lab.thermal_model import start_model, stop_model
+from qualify.lab.tree import NodeSpec, build_node_tree
 
 DEFAULT_LAB_DIR = "/run/qualify-lab"
 MARKER = ".qualify-lab"  # lab_down deletes a lab_dir only when this marker says it is ours
@@ -80,7 +80,7 @@ class LabConfig:
             raise LabError(f"lab fake drive node {self.fake_drive!r}: expected one of {', '.join(self.nodes)}")
 
     @classmethod
-    def from_env(cls) -> "LabConfig":
+    def from_env(cls) -> LabConfig:
         """QUALIFY_LAB_DIR, QUALIFY_LAB_PREFIX, QUALIFY_LAB_SUBNET (and QUALIFY_LAB_NODES) over the defaults."""
         kw: dict[str, object] = {"lab_dir": _default_lab_dir()}
         if os.environ.get("QUALIFY_LAB_PREFIX"):
@@ -185,7 +185,7 @@ class LabState:
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "LabState":
+    def from_json(cls, text: str) -> LabState:
         d = json.loads(text)
         c = d["config"]
         config = LabConfig(lab_dir=Path(c["lab_dir"]), prefix=c["prefix"], subnet=c["subnet"],
@@ -433,7 +433,7 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
     state = LabState(
         config=cfg, nodes=nodes, links=tuple(links), bridge=cfg.bridge, bridge_addr=cfg.bridge_cidr,
         ssh_config=ssh_config, known_hosts=known_hosts, identity=identity, cgroup_kind=kind,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        created=datetime.now(UTC).isoformat(timespec="seconds"))
     _write_state(state)
     return state
 

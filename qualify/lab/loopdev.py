@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from qualify.errors import LabError
-
 from qualify.lab._cmd import run
 
 SYS_BLOCK = Path("/sys/block")

@@ -53,7 +53,7 @@ class IperfServer:
     def stop(self) -> None:
         self._process.stop()
 
-    def __enter__(self) -> "IperfServer":
+    def __enter__(self) -> IperfServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

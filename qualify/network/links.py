@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from qualify.errors import NodeUnreachable, QualifyError
 from qualify.node import Node, connect
+from qualify.overlays import resolve_profile
 from qualify.parsers.ethtool import LinkSettings, parse_ethtool_link
 from qualify.parsers.iproute import Link, parse_ip_addr, parse_ip_link
-from qualify.overlays import resolve_profile
 from qualify.profile import NetworkLink
 
 

@@ -89,7 +89,7 @@ class NetconsoleListener:
     def port(self) -> int:
         return self._socket.getsockname()[1]
 
-    def start(self) -> "NetconsoleListener":
+    def start(self) -> NetconsoleListener:
         self._thread.start()
         return self
 

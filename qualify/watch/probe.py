@@ -28,7 +28,7 @@ class SshBannerProbe:
         self.timeout_s = timeout_s
 
     @classmethod
-    def for_node(cls, node: SshNode, timeout_s: float) -> "SshBannerProbe | str":
+    def for_node(cls, node: SshNode, timeout_s: float) -> SshBannerProbe | str:
         """The probe, or why there can be none (a node behind a jump host or proxy command)."""
         try:
             out = subprocess.run([*node.ssh_argv(), "-G", "--", node.profile.host], capture_output=True,

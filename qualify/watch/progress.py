@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -31,7 +31,7 @@ class SoakProgress:
         self._live = None
         self._out = sys.stderr
 
-    def __enter__(self) -> "SoakProgress":
+    def __enter__(self) -> SoakProgress:
         self._out = sys.stderr  # entered with pytest's capture disabled: the real terminal or log
         if self._out.isatty():
             from rich.console import Console
@@ -62,7 +62,7 @@ class SoakProgress:
             moment = datetime.fromisoformat(_last_record(self.heartbeats)["t"].replace("Z", "+00:00"))
         except (OSError, IndexError, ValueError, KeyError, TypeError, AttributeError):
             return "none yet"
-        return f"{(datetime.now(timezone.utc) - moment).total_seconds():.1f} s ago"
+        return f"{(datetime.now(UTC) - moment).total_seconds():.1f} s ago"
 
     def _hottest(self) -> str:
         try:
