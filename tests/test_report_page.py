@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from unittest.mock import patch
 
 from browser import needs_chromium, open_page, screenshot
 from qualify.report.charts import Chart, Series, charts_json, envelope
@@ -55,10 +56,7 @@ def test_injected_labels_stay_text(workspace):
 
 
 def test_charts_are_interactive_objects_and_stay_offline(tmp_path):
-    from importlib.resources import files
-
-    from qualify.report.charts import library
-    from qualify.report.templates import render_template
+    from qualify.report.page import render_report_html
 
     t = [1_764_000_000 + i for i in range(100_000)]  # a long run: bucketed, peaks kept
     values = [50 + (i % 600) / 20 for i in range(100_000)]
@@ -66,18 +64,58 @@ def test_charts_are_interactive_objects_and_stay_offline(tmp_path):
     chart = Chart("package temperature", *_enveloped(t, values))
     data = json.loads(charts_json([chart]))
     assert max(v for v in data[0]["series"][0]["high"] if v is not None) == 99.5
-    js, css = library()
     page = tmp_path / "chart.html"
-    page.write_text(render_template(
-        "report.html.j2", v={"node": "n", "run_id": "r", "verdict": "pass", "checks": [], "events": [],
-                             "notes": [], "not_qualified": [], "inventory": {}},
-        cards=[], failing=[], charts=[chart], chart_data=charts_json([chart]), uplot_js=js, uplot_css=css,
-        charts_js=files("qualify.report").joinpath("static", "charts.js").read_text(), raw_files=[],
-        plot_errors=[], running=False, last_record_time=""))
+    with patch("qualify.report.page.check_charts", return_value=[chart]):
+        page.write_text(render_report_html(tmp_path, {**VERDICT, "checks": [CHECK]}))
     result = open_page(page)
     assert result.console == []
     assert 'class="uplot' in result.dom  # uPlot built its object in the page
     assert "Content-Security-Policy" in result.dom and not re.search(r"(src|href)=\"https?:", result.dom)
+
+
+def test_the_buyers_line_comes_first_one_row_per_drive_in_words(tmp_path):
+    from qualify.report.page import render_report_html
+
+    drives = [
+        {"subject": "S4YNNE0N", "model": "SAMSUNG MZQLB1T9HAJR", "verdict": "reject",
+         "line": "reject: self-test failed (read failure at LBA 8192)",
+         "checks": {"ssd_health": "passed", "selftest": "failed", "drive_integrity": "skipped"}},
+        {"subject": "QLAB-healthy", "model": None, "verdict": "accept", "line": "accept",
+         "checks": {"selftest": "passed"}},
+        {"subject": "QLAB-odd", "verdict": "unknown", "line": "unknown: no self-test log (smartctl -l selftest)"},
+        {"subject": INJECTED, "verdict": "maybe", "checks": ["not", "a", "mapping"]},  # shapes a page must survive
+        "not a drive",
+    ]
+    verdict = {**VERDICT, "verdict": "fail", "drives": drives, "checks": [{**CHECK, "outcome": "failed"}],
+               "not_qualified": [{"check": "memory", "reason": "not run", "how": "run it"}]}
+    page = tmp_path / "report.html"
+    page.write_text(render_report_html(tmp_path, verdict))
+    result = open_page(page)
+    dom = result.dom
+    assert result.console == []
+    section = dom[dom.index('id="drives"'):dom.index('id="not-qualified"')]
+    assert dom.index('id="verdict"') < dom.index('id="causes"') < dom.index('id="drives"') < dom.index('id="checks"')
+    assert "reject: self-test failed (read failure at LBA 8192)" in section and "SAMSUNG MZQLB1T9HAJR" in section
+    assert '<span class="badge o-reject">reject: self-test failed' in section  # the words beside the colour
+    assert '<span class="badge o-accept">accept</span>' in section
+    assert "unknown: no self-test log (smartctl -l selftest)" in section
+    assert section.count("<tr") == 5  # header + four drives; the entry that is not a mapping is left out
+    assert '<span class="badge o-unknown">unknown</span>' in section  # an unknown verdict word reads as unknown
+    assert "&lt;img" in section and "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]
+    assert "selftest: <span class=\"badge o-failed\">failed</span>" in section
+    screenshot(page, "report-buyers-line", height=900)
+
+
+def test_no_drives_no_section(tmp_path):
+    from qualify.report.page import render_report_html
+
+    assert 'id="drives"' not in render_report_html(tmp_path, {**VERDICT, "drives": []})
+    assert 'id="drives"' not in render_report_html(tmp_path, {**VERDICT, "drives": {"x": 1}})
+
+
+VERDICT = {"node": "n", "run_id": "r", "verdict": "pass", "checks": [], "events": [], "notes": [],
+           "not_qualified": [], "inventory": {}, "finished": "2026-12-02T13:00:00Z"}
+CHECK = {"name": "thermal", "outcome": "passed", "measurements": [], "reasons": [], "problems": []}
 
 
 def _enveloped(t, values):

@@ -15,7 +15,7 @@ from qualify.findings import Findings
 from qualify.node import LocalNode
 from qualify.parsers.fio import parse_fio_json
 from qualify.profile import Profile, StorageDrive, StorageSettings
-from qualify.report.plots import check_images
+from qualify.report.page import check_charts
 from qualify.storage import BlockDevice
 from qualify.storage.jobs import matrix_job
 from qualify.storage.runner import kernel_events
@@ -112,8 +112,8 @@ def test_full_matrix_on_an_allowed_loop_drive(loops, tmp_path):
     assert {s["job"] for s in samples} == set(measured) - {"device"}  # per-second points of every job
     assert (run_dir / "raw" / f"fio-{serial}-sync_write.json").is_file()
     assert any("fit for Ceph: 4 KiB sync writes at QD1 reach" in r for r in findings.reasons)
-    images = check_images(run_dir, {"name": "storage", "metrics": findings.metrics})
-    assert [title for title, _ in images] == [f"Drive {serial}: fio jobs over time",
+    charts = check_charts(run_dir, {"name": "storage", "metrics": findings.metrics})
+    assert [chart.title for chart in charts] == [f"Drive {serial}: fio jobs over time",
                                               f"Drive {serial}: latency percentiles per job"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from qualify.checks.storage_falloff import SHARE, SustainedWrite, check_storage_falloff, judge_drive
 from qualify.findings import Findings
 from qualify.profile import StorageSettings
-from qualify.report.plots import check_images
+from qualify.report.page import check_charts
 from qualify.storage.falloff import Second, find_falloff
 from qualify.store import read_samples
 from storage_loop import loop_devices, run_storage_check
@@ -103,9 +103,9 @@ def test_sustained_write_on_a_loop_drive_logs_every_second(tmp_path):
     samples = read_samples(run_dir, "storage_falloff")
     assert len(samples) >= 6 and samples[-1]["written_gib"] > samples[0]["written_gib"]
     assert any(r.startswith(f"{serial}: sustained bandwidth") for r in findings.reasons)
-    images = check_images(run_dir, {"name": "storage_falloff",
+    charts = check_charts(run_dir, {"name": "storage_falloff",
                                     "measurements": [m.as_record() for m in findings.measurements]})
-    assert [title for title, _ in images] == [f"Drive {serial}: sustained write"]
+    assert [chart.title for chart in charts] == [f"Drive {serial}: sustained write"]
 
 
 def test_no_writable_drive_is_skipped(tmp_path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from typing import Any
@@ -22,17 +22,20 @@ from typing import Any
 import numpy as np
 
 MAX_POINTS = 1500
+Numbers = Sequence[float | None] | np.ndarray  # a series' values: None/NaN where nothing was read
 
 
 @dataclass
 class Series:
     label: str
-    values: list[float | None]
+    values: Sequence[float | None]
     unit: str = ""
-    low: list[float | None] | None = None     # envelope (min per bucket)
-    high: list[float | None] | None = None    # envelope (max per bucket)
+    low: Sequence[float | None] | None = None     # envelope (min per bucket)
+    high: Sequence[float | None] | None = None    # envelope (max per bucket)
     dashed: bool = False
     axis: str = "y"                           # "y" (left) or "y2" (right, another unit)
+    span_gaps: bool = False                   # joined series: a None is another series' point, not a gap
+    points: bool = False                      # draw every point (few points, each one a measurement)
 
 
 @dataclass
@@ -52,7 +55,7 @@ class Limit:
 @dataclass
 class Chart:
     title: str
-    x: list[float]
+    x: Sequence[float]
     series: list[Series]
     time_axis: bool = True
     x_label: str = ""
@@ -61,9 +64,29 @@ class Chart:
     markers: list[Marker] = field(default_factory=list)
     limits: list[Limit] = field(default_factory=list)
     caption: str = ""
+    categories: list[str] = field(default_factory=list)  # x is 0, 1, 2...: these are its labels
+    log_y: bool = False
 
     def as_data(self) -> dict[str, Any]:
         return _clean(asdict(self))
+
+
+@dataclass
+class Cell:
+    text: str
+    outcome: str = ""                         # passed / failed / ...: a class, beside the text (never alone)
+    shade: float | None = None                # 0..1: a heat-map background (the text says the figure)
+
+
+@dataclass
+class Table:
+    """A figure that is a table (a mesh heat map, a matrix): drawn as HTML, every cell text."""
+
+    title: str
+    header: list[str]
+    rows: list[list[Cell]]
+    row_header: bool = False                  # the first cell of each row names the row
+    caption: str = ""
 
 
 def _clean(value: Any) -> Any:
@@ -80,7 +103,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def envelope(x: Sequence[float], columns: dict[str, Sequence[float]], max_points: int = MAX_POINTS
+def envelope(x: Numbers, columns: Mapping[str, Numbers], max_points: int = MAX_POINTS
              ) -> tuple[list[float], dict[str, tuple[list, list | None, list | None]]]:
     """Bucket long series: (x, {name: (mean, min, max)}); short ones come back as they are (min/max None)."""
     xs = np.asarray(x, dtype=float)
@@ -109,12 +132,31 @@ def envelope(x: Sequence[float], columns: dict[str, Sequence[float]], max_points
     return centres.tolist(), out
 
 
-def time_chart(title: str, x: Sequence[float], columns: dict[str, Sequence[float]], unit: str,
+def time_chart(title: str, x: Numbers, columns: Mapping[str, Numbers], unit: str,
                max_points: int = MAX_POINTS, **kwargs: Any) -> Chart:
     """A chart of several series of one unit over time, enveloped when long."""
     xs, enveloped = envelope(x, columns, max_points)
     series = [Series(name, mean, unit, low, high) for name, (mean, low, high) in enveloped.items()]
     return Chart(title, xs, series, y_label=kwargs.pop("y_label", unit), **kwargs)
+
+
+def joined_chart(title: str, lines: Mapping[str, tuple[Numbers, Numbers]], unit: str,
+                 max_points: int = MAX_POINTS, **kwargs: Any) -> Chart:
+    """A chart of series measured at their own x (fio jobs, iperf3 directions) on one shared x axis."""
+    xs = sorted({float(x) for x_values, _ in lines.values() for x in x_values if x is not None})
+    where = {x: i for i, x in enumerate(xs)}
+    columns = {}
+    for label, (x_values, y_values) in lines.items():
+        column = [math.nan] * len(xs)
+        for x, y in zip(x_values, y_values, strict=True):
+            if x is not None:
+                column[where[float(x)]] = math.nan if y is None else float(y)
+        columns[label] = column
+    chart = time_chart(title, xs, columns, unit, max_points, **kwargs)
+    for series in chart.series:
+        series.span_gaps = True
+        series.points = len(xs) <= 120
+    return chart
 
 
 def library() -> tuple[str, str]:
@@ -129,8 +171,8 @@ def charts_json(charts: Sequence[Chart]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def band_series(label: str, unit: str, x: Sequence[float], mean: Sequence[float], low: Sequence[float],
-                high: Sequence[float], max_points: int = MAX_POINTS) -> tuple[list[float], Series]:
+def band_series(label: str, unit: str, x: Numbers, mean: Numbers, low: Numbers, high: Numbers,
+                max_points: int = MAX_POINTS) -> tuple[list[float], Series]:
     """One series with a band between two others (e.g. the all-core mean between the coolest and hottest core),
     bucketed when long: the band keeps the lowest low and the highest high of each bucket."""
     xs, columns = envelope(x, {"mean": mean, "low": low, "high": high}, max_points)

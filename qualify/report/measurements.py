@@ -25,6 +25,8 @@ class Figure:
     unit: str
     outcome: str
     sentence: str
+    low: float | None = None
+    high: float | None = None
 
     @property
     def key(self) -> Key:
@@ -45,7 +47,8 @@ def run_figures(verdict: dict[str, Any]) -> dict[Key, Figure]:
     for check in verdict.get("checks", []):
         for m in check.get("measurements") or []:
             figure = Figure(check["name"], m["name"], m.get("subject") or "", m.get("value"), m.get("unit") or "",
-                            m.get("outcome", "info"), m.get("sentence", ""))
+                            m.get("outcome", "info"), m.get("sentence", ""), _number(m.get("low")),
+                            _number(m.get("high")))
             found[figure.key] = figure
     return found
 
@@ -62,3 +65,7 @@ def keys_of(runs: Iterable[dict[Key, Figure]], numeric_only: bool = False) -> li
 def title(key: Key, unit: str = "") -> str:
     check, name, subject = key
     return f"{check}: {name}" + (f" [{subject}]" if subject else "") + (f" ({unit})" if unit else "")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -2,20 +2,21 @@
 
 Built from the run's records alone (verdict.build_verdict), so a finished, killed or running run
 renders the same way; a run without `run_finished` says "running — last record HH:MM:SS". Plot
-modules (qualify/report/plots/<check>.py) return `Chart`s through `charts(run_dir, check)`; every
-string reaches the page through Jinja2's autoescape, chart data through escaped JSON.
+modules (qualify/report/plots/<check>.py) return `Chart`s and `Table`s through `charts(run_dir, check)`;
+every string reaches the page through Jinja2's autoescape, chart data through escaped JSON.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from qualify.findings import format_value, limit_text
-from qualify.report.charts import Chart, Marker, charts_json, library
+from qualify.report.charts import Chart, Marker, Table, charts_json, library
 from qualify.report.templates import render_template
 
 OUTCOME_ORDER = {"failed": 0, "unknown": 1, "warning": 2, "passed": 3, "info": 4}
@@ -31,8 +32,7 @@ class Card:
     measurements: list[dict[str, Any]]
     reasons: list[str]
     problems: list[str]
-    charts: list[int] = field(default_factory=list)     # indexes into the page's chart list
-    images: list[tuple[str, str]] = field(default_factory=list)  # (title, base64 PNG) of a module not yet charted
+    figures: list[int] = field(default_factory=list)    # indexes into the page's figure list
     started: str | None = None
     finished: str | None = None
     traceback: str | None = None
@@ -75,8 +75,8 @@ def _card(check: dict[str, Any]) -> Card:
                 started=check.get("started"), finished=check.get("finished"), traceback=check.get("traceback"))
 
 
-def check_charts(run_dir: Path, check: dict[str, Any]) -> list[Chart]:
-    """The charts of a check from its plot module (none when it has no module)."""
+def check_charts(run_dir: Path, check: dict[str, Any]) -> list[Chart | Table]:
+    """The charts (and tables) of a check from its plot module (none when it has no module)."""
     base = check["name"].split("[", 1)[0]
     try:
         module = importlib.import_module(f"qualify.report.plots.{base}")
@@ -86,13 +86,6 @@ def check_charts(run_dir: Path, check: dict[str, Any]) -> list[Chart]:
         raise
     make = getattr(module, "charts", None)
     return list(make(run_dir, check)) if make else []
-
-
-def check_images(run_dir: Path, check: dict[str, Any]) -> list[tuple[str, str]]:
-    """Static figures of a plot module that has no charts yet (matplotlib, as PNG)."""
-    from qualify.report.plots import check_images as images
-
-    return images(run_dir, check)
 
 
 def event_markers(verdict: dict[str, Any]) -> list[Marker]:
@@ -117,7 +110,7 @@ def _raw_files(run_dir: Path) -> list[str]:
 
 
 def render_report_html(run_dir: Path, verdict: dict[str, Any], plot_errors: list[str] | None = None) -> str:
-    charts: list[Chart] = []
+    figures: list[Chart | Table] = []
     cards = []
     markers = event_markers(verdict)
     errors = plot_errors if plot_errors is not None else []
@@ -125,27 +118,54 @@ def render_report_html(run_dir: Path, verdict: dict[str, Any], plot_errors: list
         card = _card(check)
         try:
             made = check_charts(run_dir, check)
-            if not made:
-                card.images = check_images(run_dir, check)
         except Exception as exc:  # noqa: BLE001 — a broken plot must not cost the report
             errors.append(f"{check['name']}: plots not drawn ({type(exc).__name__}: {exc})")
             made = []
-        for chart in made:
-            if chart.time_axis and chart.x:
-                lo, hi = chart.x[0], chart.x[-1]
-                chart.markers += [m for m in markers if lo <= m.x <= hi]
-            card.charts.append(len(charts))
-            charts.append(chart)
+        for item in made:
+            if isinstance(item, Chart) and item.time_axis and item.x:
+                lo, hi = item.x[0], item.x[-1]
+                item.markers += [m for m in markers if lo <= m.x <= hi]
+            card.figures.append(len(figures))
+            figures.append(item)
         cards.append(card)
     failing = [c for c in cards if c.outcome in ("failed", "error")]
-    script, style = library()
     last = verdict.get("last_record") or ""
     return render_template(
-        "report.html.j2", v=verdict, cards=cards, failing=failing, charts=charts, chart_data=charts_json(charts),
-        uplot_js=script, uplot_css=style, charts_js=_static("charts.js"),
-        raw_files=_raw_files(run_dir), plot_errors=errors, running=verdict.get("finished") is None,
-        last_record_time=last[11:19] if len(last) >= 19 else last,
+        "report.html.j2", v=verdict, cards=cards, failing=failing, drives=buyer_lines(verdict),
+        **figure_context(figures), raw_files=_raw_files(run_dir), plot_errors=errors,
+        running=verdict.get("finished") is None, last_record_time=last[11:19] if len(last) >= 19 else last,
     )
+
+
+def figure_context(figures: Sequence[Chart | Table]) -> dict[str, Any]:
+    """What the templates' `figures` macro and chart scripts need: each figure with its chart's index in the
+    page's chart data (tables have none), the data, and uPlot and charts.js to inline."""
+    shown: list[dict[str, Any]] = []
+    charts: list[Chart] = []
+    for item in figures:
+        if isinstance(item, Chart):
+            shown.append({"chart": item, "index": len(charts)})
+            charts.append(item)
+        else:
+            shown.append({"table": item})
+    script, style = library()
+    return {"figures": shown, "chart_data": charts_json(charts) if charts else "", "uplot_js": script,
+            "uplot_css": style, "charts_js": _static("charts.js")}
+
+
+def buyer_lines(verdict: dict[str, Any]) -> list[dict[str, Any]]:
+    """verdict.json's `drives` (one line a buyer acts on per judged drive), read defensively: a field of the
+    wrong shape is left out, never a failed page."""
+    rows, drives = [], verdict.get("drives")
+    for drive in drives if isinstance(drives, list) else []:
+        if not isinstance(drive, dict):
+            continue
+        outcome = drive.get("verdict") if drive.get("verdict") in ("accept", "reject", "unknown") else "unknown"
+        checks = drive["checks"] if isinstance(drive.get("checks"), dict) else {}
+        rows.append({"subject": str(drive.get("subject") or "?"), "model": str(drive.get("model") or ""),
+                     "verdict": outcome, "line": str(drive.get("line") or outcome),
+                     "checks": {str(k): str(v) for k, v in checks.items()}})
+    return rows
 
 
 def _static(name: str) -> str:

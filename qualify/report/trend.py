@@ -1,9 +1,10 @@
 """Nights side by side: `reports/<node>/trend.html`, one row per run of the node, oldest first.
 
 Per run: verdict, freezes, unexpected reboots, kernel events (and how many of them fail the run), and
-every numeric measurement of its checks, one column each (check, name, subject), coloured by its
-outcome: the soak's and thermal check's figures of a nightly run, whatever else ran. Built from the
-stored records only, so killed and unfinished nights show too; it knows no check's keys.
+every numeric measurement of its checks, one column each (check, name, subject), marked with its
+outcome; above the table, each measurement as a chart across the runs (one line per subject, its limit
+drawn) and the events per night. Built from the stored records only, so killed and unfinished nights show
+too; it reads the measurements only, so it knows no check's keys.
 """
 
 from __future__ import annotations
@@ -12,44 +13,23 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import jinja2
 
 from qualify.errors import UsageError
+from qualify.report.charts import Chart, Limit, joined_chart
 from qualify.report.measurements import Figure, Key, keys_of, run_figures, title
+from qualify.report.page import figure_context
+from qualify.report.templates import render_template
 from qualify.store import is_run_dir, read_records
 from qualify.verdict import build_verdict
 
 TREND_FILE = "trend.html"
-
-_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
-<html><head><meta charset="utf-8"><title>qualify: {{ node }} night by night</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}
-.pass{background:#c8f0c8}.fail{background:#f6c4c4}.incomplete{background:#f6e7b4}.bad,.failed{color:#b00;font-weight:bold}
-.warning,.unknown{color:#a60}</style></head><body>
-<h1>{{ node }}: {{ nights|length }} run(s), oldest first</h1>
-<table><tr><th>run</th><th>verdict</th><th>hours</th><th>freezes</th><th>reboots</th><th>kernel events</th>
-<th>of them failing</th><th>kinds</th>{% for name, _ in columns %}<th>{{ name }}</th>{% endfor %}</tr>
-{% for n in nights %}<tr><td>{% if n.report %}<a href="{{ n.report }}">{{ n.run_id }}</a>{% else %}{{ n.run_id }}{% endif %}</td>
-<td class="{{ n.verdict }}">{{ n.verdict }}</td><td>{{ n.hours }}</td>
-<td class="{{ 'bad' if n.freezes else '' }}">{{ n.freezes }}</td><td class="{{ 'bad' if n.reboots else '' }}">{{ n.reboots }}</td>
-<td>{{ n.kernel_events }}</td><td class="{{ 'bad' if n.failing_kernel_events else '' }}">{{ n.failing_kernel_events }}</td>
-<td>{% for kind, count in n.kinds.items() %}{{ kind }} {{ count }}{% if not loop.last %}, {% endif %}{% endfor %}</td>
-{% for _, key in columns %}{% set f = n.figures.get(key) %}<td class="{{ f.outcome if f else '' }}"
- title="{{ f.sentence if f else '' }}">{{ f.text if f else "—" }}</td>{% endfor %}</tr>
-{% endfor %}</table>
-<p>Freezes and reboots come from the heartbeat watch; kernel events from the node's kernel log during the run;
-the other columns are the checks' own measurements.</p>
-</body></html>
-""")
 
 
 @dataclass(frozen=True)
 class Night:
     run_id: str
     verdict: str
+    started: float  # unix time of the run's first record
     hours: str
     freezes: int
     reboots: int
@@ -65,13 +45,42 @@ def night(run_dir: Path) -> Night:
     verdict = build_verdict(records)
     events = verdict["events"]
     kernel = [e for e in events if e.get("source") == "kernel"]
+    first, last = (datetime.fromisoformat(r["t"]) for r in (records[0], records[-1]))
     return Night(
-        run_id=run_dir.name, verdict=verdict["verdict"], hours=_hours(records),
+        run_id=run_dir.name, verdict=verdict["verdict"], started=first.timestamp(),
+        hours=f"{(last - first).total_seconds() / 3600:.2f}",
         freezes=sum(1 for e in events if e.get("event") == "freeze"),
         reboots=sum(1 for e in events if e.get("event") == "reboot"),
         kernel_events=len(kernel), failing_kernel_events=sum(1 for e in kernel if e.get("fails_run")),
         kinds=dict(Counter(e.get("event", "?") for e in kernel)), figures=run_figures(verdict),
         report=f"{run_dir.name}/report.html" if (run_dir / "report.html").is_file() else None)
+
+
+def trend_charts(nights: list[Night], keys: list[Key]) -> list[Chart]:
+    """The events per night, then one chart per measurement (check and name), a line per subject."""
+    x = [n.started for n in nights]
+    events = joined_chart("Events per night", {
+        "freezes": (x, [n.freezes for n in nights]), "reboots": (x, [n.reboots for n in nights]),
+        "kernel events failing the run": (x, [n.failing_kernel_events for n in nights])}, "events",
+        x_label="run started (UTC)")
+    grouped: dict[tuple[str, str], list[Key]] = {}
+    for key in keys:
+        grouped.setdefault(key[:2], []).append(key)
+    charts = [events]
+    for (check, name), subjects in grouped.items():
+        lines, unit, limits = {}, "", {}
+        for key in subjects:
+            measured = [(n.started, n.figures[key]) for n in nights if key in n.figures and n.figures[key].numeric]
+            unit = unit or measured[-1][1].unit
+            lines[key[2] or name] = ([t for t, _ in measured], [f.value for _, f in measured])
+            newest = measured[-1][1]  # the limit the newest night was judged by
+            limits.update({bound: value for bound, value in (("low", newest.low), ("high", newest.high))
+                           if value is not None})
+        chart = joined_chart(title((check, name, ""), unit), lines, unit, x_label="run started (UTC)")
+        chart.limits += [Limit(value, f"{'minimum' if bound == 'low' else 'limit'} {value:g} {unit}".rstrip())
+                         for bound, value in limits.items()]
+        charts.append(chart)
+    return charts
 
 
 def render_trend(node_dir: Path) -> Path:
@@ -82,11 +91,9 @@ def render_trend(node_dir: Path) -> Path:
     path = node_dir / TREND_FILE
     nights = [night(r) for r in runs]
     units = {key: figure.unit for n in nights for key, figure in n.figures.items()}
-    columns = [(title(key, units[key]), key) for key in keys_of((n.figures for n in nights), numeric_only=True)]
-    path.write_text(_TEMPLATE.render(node=node_dir.name, nights=nights, columns=columns))
+    keys = keys_of((n.figures for n in nights), numeric_only=True)
+    columns = [(title(key, units[key]), key) for key in keys]
+    html = render_template("trend.html.j2", node=node_dir.name, nights=nights, columns=columns,
+                           **figure_context(trend_charts(nights, keys)))
+    path.write_text(html)
     return path
-
-
-def _hours(records: list[dict[str, Any]]) -> str:
-    first, last = (datetime.fromisoformat(r["t"]) for r in (records[0], records[-1]))
-    return f"{(last - first).total_seconds() / 3600:.2f}"

@@ -1,5 +1,5 @@
-"""Storage matrix plots: bandwidth and IOPS of every fio job over its seconds, and the completion-latency
-percentiles of each job as bars (log scale: p99.99 is often 100x p50). One figure each per drive.
+"""Storage matrix charts: bandwidth and IOPS of every fio job over its seconds, and the completion-latency
+percentiles of each job (log scale: p99.99 is often 100x p50). Drawn per drive from the stored samples.
 """
 
 from __future__ import annotations
@@ -8,57 +8,45 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from matplotlib.figure import Figure
-
+from qualify.report.charts import Chart, Series, joined_chart
 from qualify.store import read_samples
 
 PERCENTILES = ("p50", "p99", "p99.9", "p99.99")
 
 
-def figures(run_dir: Path, check: dict[str, Any]) -> list[Figure]:
+def charts(run_dir: Path, check: dict[str, Any]) -> list[Chart]:
     series: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for sample in read_samples(run_dir, "storage"):
         series[sample["drive"]][sample["job"]].append(sample)
-    drives = check.get("metrics", {}).get("drives", {})
+    drives = (check.get("metrics") or {}).get("drives") or {}
     out = [_over_time(drive, jobs) for drive, jobs in series.items()]
-    out += [fig for drive, jobs in drives.items() if (fig := _latency_bars(drive, jobs))]
+    out += [chart for drive, jobs in drives.items() if (chart := _latency(drive, jobs))]
     return out
 
 
-def _over_time(drive: str, jobs: dict[str, list[dict]]) -> Figure:
-    fig = Figure(figsize=(11, 6))
-    bandwidth_ax, iops_ax = fig.subplots(2, 1, sharex=True)
-    for job, samples in jobs.items():
-        t = [s["t"] for s in samples]
-        bandwidth_ax.plot(t, [s["read_mb_s"] + s["write_mb_s"] for s in samples], marker=".", label=job)
-        iops_ax.plot(t, [s["read_iops"] + s["write_iops"] for s in samples], marker=".", label=job)
-    bandwidth_ax.set_ylabel("MB/s")
-    iops_ax.set_ylabel("IOPS")
-    iops_ax.set_xlabel("seconds into the job")
-    bandwidth_ax.legend(loc="upper right", fontsize="small", ncol=3)
-    for ax in (bandwidth_ax, iops_ax):
-        ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0)
-    fig.suptitle(f"Drive {drive}: fio jobs over time")
-    return fig
+def _over_time(drive: str, jobs: dict[str, list[dict]]) -> Chart:
+    """Bandwidth per job on the left axis, IOPS per job (dashed) on the right: one x axis, seconds into each job."""
+    lines = {f"{job} MB/s": ([s["t"] for s in samples], [s["read_mb_s"] + s["write_mb_s"] for s in samples])
+             for job, samples in jobs.items()}
+    chart = joined_chart(f"Drive {drive}: fio jobs over time", lines, "MB/s", time_axis=False,
+                         x_label="seconds into the job", y2_label="IOPS",
+                         caption="solid: bandwidth (MB/s, left axis); dashed: IOPS (right axis)")
+    iops = joined_chart("", {f"{job} IOPS": ([s["t"] for s in samples],
+                                             [s["read_iops"] + s["write_iops"] for s in samples])
+                             for job, samples in jobs.items()}, "IOPS", time_axis=False)
+    for line in iops.series:
+        line.dashed, line.axis = True, "y2"
+    chart.series += iops.series
+    return chart
 
 
-def _latency_bars(drive: str, jobs: dict[str, Any]) -> Figure | None:
+def _latency(drive: str, jobs: dict[str, Any]) -> Chart | None:
     measured = {job: values["latency_us"] for job, values in jobs.items()
-                if isinstance(values, dict) and values.get("latency_us")}
+                if isinstance(values, dict) and isinstance(values.get("latency_us"), dict) and values["latency_us"]}
     if not measured:
         return None
-    fig = Figure(figsize=(11, 4.5))
-    ax = fig.subplots()
-    width = 0.8 / len(PERCENTILES)
-    positions = np.arange(len(measured))
-    for i, name in enumerate(PERCENTILES):
-        ax.bar(positions + i * width, [latency.get(name, 0) for latency in measured.values()], width, label=name)
-    ax.set_xticks(positions + width * (len(PERCENTILES) - 1) / 2, list(measured))
-    ax.set_yscale("log")
-    ax.set_ylabel("completion latency, µs")
-    ax.legend(fontsize="small")
-    ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Drive {drive}: latency percentiles per job")
-    return fig
+    series = [Series(job, [latency.get(name) for name in PERCENTILES], "µs", span_gaps=True, points=True)
+              for job, latency in measured.items()]
+    return Chart(f"Drive {drive}: latency percentiles per job", [float(i) for i in range(len(PERCENTILES))],
+                 series, time_axis=False, x_label="completion latency percentile", y_label="µs (log scale)",
+                 categories=list(PERCENTILES), log_y=True)

@@ -74,8 +74,10 @@
   }
 
   function build(chart, el) {
-    var data = [chart.x], series = [{label: chart.time_axis ? "time" : (chart.x_label || "x"),
-      value: chart.time_axis ? function (u, v) { return v == null ? "" : fmtTime(v); } : undefined}];
+    var cats = chart.categories && chart.categories.length ? chart.categories : null;
+    var xValue = chart.time_axis ? function (u, v) { return v == null ? "" : fmtTime(v); }
+      : cats ? function (u, v) { return v == null ? "" : (cats[Math.round(v)] || ""); } : undefined;
+    var data = [chart.x], series = [{label: chart.time_axis ? "time" : (chart.x_label || "x"), value: xValue}];
     var bands = [];
     chart.series.forEach(function (s, i) {
       var colour = COLOURS[i % COLOURS.length];
@@ -90,12 +92,17 @@
       }
       data.push(s.values);
       series.push({label: s.label, stroke: colour, width: 1.5, dash: s.dashed ? [5, 5] : undefined,
-                   scale: s.axis, value: fmt, spanGaps: false});
+                   scale: s.axis, value: fmt, spanGaps: !!s.span_gaps,
+                   points: s.points ? {show: true, size: 6, fill: colour} : undefined});
     });
     var axes = [{label: chart.x_label || (chart.time_axis ? "time (UTC)" : ""),
-                 values: chart.time_axis ? function (u, vals) { return vals.map(fmtTime); } : undefined},
+                 values: chart.time_axis ? function (u, vals) { return vals.map(fmtTime); }
+                   : cats ? function (u, vals) { return vals.map(function (v) { return v === Math.round(v) ? (cats[v] || "") : ""; }); }
+                   : undefined,
+                 splits: cats ? function () { return cats.map(function (c, i) { return i; }); } : undefined},
                 {label: chart.y_label, scale: "y"}];
-    var scales = {x: {time: false}};
+    var scales = {x: cats ? {time: false, range: [-0.3, cats.length - 0.7]} : {time: false}};
+    if (chart.log_y) scales.y = {distr: 3};
     if (chart.series.some(function (s) { return s.axis === "y2"; })) {
       axes.push({label: chart.y2_label, scale: "y2", side: 1, grid: {show: false}});
     }
