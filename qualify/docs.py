@@ -1,4 +1,4 @@
-"""The profile reference (docs/profile-reference.md), generated from the pydantic schema in qualify/profile.py.
+"""The profile reference (docs/profile-reference.md), generated from the pydantic schema in qualify/profile/.
 
 Why: a hand-written reference drifts from the schema the day a field is added; this one is written from
 the schema's own types, defaults, bounds and descriptions, and tests/test_docs.py fails when the committed
@@ -29,7 +29,7 @@ _NONE = type(None)
 _INTRO = """\
 # Profile reference
 
-<!-- Generated from qualify/profile.py: do not edit. Regenerate with
+<!-- Generated from qualify/profile/schema.py: do not edit. Regenerate with
      qualify profile reference --output docs/profile-reference.md -->
 
 A profile is `profiles/<node>.yaml`. It may `extends:` shared bases (a file or a list, relative to the file

@@ -1,4 +1,4 @@
-"""docs/profile-reference.md is what the generator writes from qualify/profile.py now: it cannot drift."""
+"""docs/profile-reference.md is what the generator writes from qualify/profile/ now: it cannot drift."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REGENERATE = ".venv/bin/qualify profile reference --output docs/profile-referenc
 
 def test_committed_profile_reference_is_what_the_schema_generates():
     assert REFERENCE.read_text() == profile_reference(), (
-        f"docs/profile-reference.md differs from the schema in qualify/profile.py: regenerate it with\n"
+        f"docs/profile-reference.md differs from the schema in qualify/profile/: regenerate it with\n"
         f"    {REGENERATE}\nand commit it with the profile change")
 
 

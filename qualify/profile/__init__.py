@@ -1,0 +1,107 @@
+"""Profiles: what a node is, how to reach it and what it must meet.
+
+`profiles/<node>.yaml` is found by node name and may `extends:` shared bases (a file or a list,
+relative to the file itself or to the profiles folder). Bases are merged first, the file on top
+(mappings merge key by key, everything else is replaced). The merged result is validated by
+pydantic; errors name the file that set the key, the key and what was expected.
+
+- `types`: what the node is and has (ssh, paths, drives, links, PCIe devices) and the value types;
+- `schema`: what the checks require (settings and limits) and the whole `Profile`;
+- `loading`: finding, merging, reading YAML safely and explaining what is wrong.
+"""
+
+from qualify.profile.loading import (
+    LoadedProfile,
+    known_nodes,
+    load_profile,
+    profiles_dir,
+)
+from qualify.profile.schema import (
+    CHECK_NAMES,
+    DEFAULT_REQUIRE,
+    Checks,
+    ClusterSettings,
+    CpuCorrectnessSettings,
+    DriveIdentitySettings,
+    DriveIntegritySettings,
+    ExportSettings,
+    HistorySettings,
+    IdlePowerSettings,
+    KernelLogSettings,
+    KnownDriveIssue,
+    MemorySettings,
+    MicrocodeSettings,
+    NetworkSettings,
+    NicHealthSettings,
+    PcieSettings,
+    PlatformSettings,
+    PowerLossProtectionSettings,
+    Profile,
+    ReportSettings,
+    SelftestSettings,
+    Severity,
+    SoakSettings,
+    SsdHealthSettings,
+    StorageJob,
+    StorageSettings,
+    TelemetrySettings,
+    ThermalSettings,
+    WatchSettings,
+)
+from qualify.profile.types import (
+    BitsPerSecond,
+    DriveSpec,
+    NetworkLink,
+    Paths,
+    PcieExpectation,
+    Revision,
+    Seconds,
+    SshSettings,
+    StorageDrive,
+)
+
+__all__ = [
+    "BitsPerSecond",
+    "CHECK_NAMES",
+    "Checks",
+    "ClusterSettings",
+    "CpuCorrectnessSettings",
+    "DEFAULT_REQUIRE",
+    "DriveIdentitySettings",
+    "DriveIntegritySettings",
+    "DriveSpec",
+    "ExportSettings",
+    "HistorySettings",
+    "IdlePowerSettings",
+    "KernelLogSettings",
+    "known_nodes",
+    "KnownDriveIssue",
+    "load_profile",
+    "LoadedProfile",
+    "MemorySettings",
+    "MicrocodeSettings",
+    "NetworkLink",
+    "NetworkSettings",
+    "NicHealthSettings",
+    "Paths",
+    "PcieExpectation",
+    "PcieSettings",
+    "PlatformSettings",
+    "PowerLossProtectionSettings",
+    "Profile",
+    "profiles_dir",
+    "ReportSettings",
+    "Revision",
+    "Seconds",
+    "SelftestSettings",
+    "Severity",
+    "SoakSettings",
+    "SsdHealthSettings",
+    "SshSettings",
+    "StorageDrive",
+    "StorageJob",
+    "StorageSettings",
+    "TelemetrySettings",
+    "ThermalSettings",
+    "WatchSettings",
+]
