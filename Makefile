@@ -41,10 +41,10 @@ DURATION_OPT = $(if $(QUALIFY_ARG_DURATION),"--duration=$$QUALIFY_ARG_DURATION")
 LABEL_OPT = $(if $(QUALIFY_ARG_LABEL),"--label=$$QUALIFY_ARG_LABEL")
 RUN_OPTS = $(PROFILE_OPT) $(CHECKS_OPT) $(DURATION_OPT) $(LABEL_OPT)
 
-.PHONY: help install tools test demo profile qualify soak nightly report export compare cluster lab-up lab-down bench
+.PHONY: help install tools lint test demo profile qualify soak nightly report export compare cluster lab-up lab-down bench
 
 help:
-	@echo "make test | demo | profile NODE=<name> [PEERS=a,b FORCE=1 DIFF=1] | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | cluster NODES=\"a b c\" | lab-up | lab-down | bench"
+	@echo "make test | lint | demo | profile NODE=<name> [PEERS=a,b FORCE=1 DIFF=1] | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | cluster NODES=\"a b c\" | lab-up | lab-down | bench"
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,11 @@ tools:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# ruff over the code, tests and benchmarks; mypy over qualify/ ([tool.mypy] in pyproject.toml)
+lint: install
+	$(PY) -m ruff check qualify tests benchmarks
+	$(PY) -m mypy
 
 test: install tools
 	$(PY) -m pytest

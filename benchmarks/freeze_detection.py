@@ -37,6 +37,11 @@ def _wait(predicate, timeout_s: float) -> None:
         time.sleep(0.02)
 
 
+def _wait_for_events(store: RunStore, kind: str, more_than: int) -> list[dict]:
+    _wait(lambda: len(_events(store, kind)) > more_than, 30)
+    return _events(store, kind)
+
+
 def _epoch(utc: str) -> float:
     return datetime.fromisoformat(utc.replace("Z", "+00:00")).timestamp()
 
@@ -48,11 +53,11 @@ def detection_latencies(lab: LabConfig, node_name: str, store: RunStore, freezes
         frozen_at = time.time()
         freeze_node(lab, node_name)
         try:
-            _wait(lambda: len(_events(store, "freeze")) > n, 30)
+            freezes_seen = _wait_for_events(store, "freeze", n)
         finally:
             thaw_node(lab, node_name)
-        latencies.append(_epoch(_events(store, "freeze")[n]["t"]) - frozen_at)
-        _wait(lambda: len(_events(store, "recovered")) > n, 30)
+        latencies.append(_epoch(freezes_seen[n]["t"]) - frozen_at)
+        _wait_for_events(store, "recovered", n)
     return latencies
 
 
@@ -76,11 +81,14 @@ def main(node_name: str = "lab-pve2", freezes: int = 20, load_minutes: float = 5
     store = RunStore.create(node_name, Path(tempfile.mkdtemp(prefix="qualify-bench-")))
     watcher = start_watch(node, profile.watch, store)
     try:
+        if watcher is None:
+            raise SystemExit(f"the watch is off in {node_name}'s profile (watch.enabled): nothing to measure")
         _wait(lambda: len(read_samples(store.run_dir, "heartbeat")) >= 2, 30)
         latencies = detection_latencies(lab, node_name, store, freezes)
         alarms, gaps = false_alarms_under_load(node, store, load_minutes)
     finally:
-        watcher.stop()
+        if watcher is not None:
+            watcher.stop()
         node.close()
         store.close()
     threshold = profile.watch.heartbeat_interval * profile.watch.missed_heartbeats

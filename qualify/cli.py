@@ -92,11 +92,13 @@ def _parser() -> argparse.ArgumentParser:
                                                "from the live node (make profile); `profile reference`: every key")
     profile.add_argument("words", nargs="+", metavar="[init] NODE | reference")
     profile.add_argument("--profile", help="profile file instead of profiles/<node>.yaml")
-    profile.add_argument("--peers", help="init: the nodes at the far ends of its links, a,b (asked for their addresses)")
+    profile.add_argument("--peers", help="init: the nodes at the far ends of its links, a,b "
+                                         "(asked for their addresses)")
     profile.add_argument("--output", type=Path, help="init: file to write (default profiles/<node>.yaml); "
                                                      "reference: file to write (default: print it)")
     profile.add_argument("--force", action="store_true", help="init: overwrite an existing file")
-    profile.add_argument("--diff", action="store_true", help="init: show the difference to the existing file, write nothing")
+    profile.add_argument("--diff", action="store_true",
+                         help="init: show the difference to the existing file, write nothing")
     profile.set_defaults(func=_profile)
     return parser
 

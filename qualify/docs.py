@@ -159,8 +159,8 @@ def _type_text(annotation: Any, metadata: typing.Sequence[Any] = ()) -> str:
         return f"list of {_type_text(args[0])}" if args else "list"
     if origin is dict:
         return f"mapping of {_type_text(args[0])} to {_type_text(args[1])}" if args else "mapping"
-    names = {bool: "boolean", int: "integer", float: "number", str: "text"}
-    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    plain = {bool: "boolean", int: "integer", float: "number", str: "text"}
+    return plain.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _default_text(field: FieldInfo) -> str:

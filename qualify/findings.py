@@ -11,7 +11,8 @@ declares a figure with its unit and limits and decides it: `passed` inside the l
 could not be read — an unknown judged figure is said in the reasons and listed as not qualified, never
 passed over. Names carry their unit as node_exporter's do (`_celsius`, `_watts`, `_bytes_per_second`,
 `_ratio`, `_seconds`, `_iops`); `subject` names what was measured when a check measures several things
-(a drive serial, a link direction, a CPU): one row per subject.
+(a drive serial, a link direction, a CPU): one row per subject. A pure judge may return the same
+declaration as data, a `Figure`, which the check then records with `findings.record(figure, subject)`.
 
 `note` records a sentence, `problem` a failure without a figure, `skip` ends the check as not applicable
 (`how` says what would make it apply), `not_qualified` lists a part left untested with how to test it.
@@ -31,12 +32,32 @@ Value = float | int | str | bool | None
 
 
 @dataclass(frozen=True)
-class Measurement:
+class _Figure:
     name: str
     value: Value
     unit: str = ""
     low: float | None = None
     high: float | None = None
+
+
+@dataclass(frozen=True)
+class Figure(_Figure):
+    """A measurement declared and not yet recorded: what a pure judge can return (`Findings.record`)."""
+
+    text: str | None = None
+    detail: str = ""
+    because: str | None = None
+    warn: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        return decide(self.value, self.low, self.high, self.warn)
+
+
+@dataclass(frozen=True)
+class Measurement(_Figure):
+    """A recorded measurement: a row of verdict.json's `measurements`."""
+
     outcome: Outcome = "info"
     subject: str | None = None
     because: str | None = None
@@ -160,10 +181,15 @@ class Findings:
         text: what the figure is, for the sentence (default: the name without its unit words);
         detail: what follows the value in the sentence (where, when, the likely cause).
         """
-        if isinstance(value, float) and math.isnan(value):
-            value = None
-        outcome = decide(value, low, high, warn)
-        what = text or _label(name)
+        return self.record(Figure(name, value, unit, low, high, text, detail, because, warn), subject)
+
+    def record(self, figure: Figure, subject: str | None = None) -> Measurement:
+        """`measure` of a figure a judge declared."""
+        name, unit, low, high = figure.name, figure.unit, figure.low, figure.high
+        value = None if isinstance(figure.value, float) and math.isnan(figure.value) else figure.value
+        because, detail = figure.because, figure.detail
+        outcome = decide(value, low, high, figure.warn)
+        what = figure.text or _label(name)
         if subject:
             what = f"{subject}: {what}"
         limits = limit_text(low, high, unit)

@@ -48,11 +48,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not node:
         return
     try:
-        run = QualifyRun.start(config, node)
+        plugin = QualifyRun.start(config, node)
     except QualifyError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.pluginmanager.register(run, PLUGIN_NAME)
-    config.option.xmlpath = str(run.store.run_dir / "junit.xml")  # before junitxml configures itself
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+    config.option.xmlpath = str(plugin.run.store.run_dir / "junit.xml")  # before junitxml configures itself
 
 
 class QualifyRun:
@@ -66,14 +66,6 @@ class QualifyRun:
         return cls(Run.start(node, config.getoption("profile"), config.getoption("duration"),
                              config.getoption("label"), config.getoption("reports_dir"), config.getoption("overlay"),
                              peers=config.getoption("peers").split(",")))
-
-    @property
-    def profile(self) -> Profile:
-        return self.run.profile
-
-    @property
-    def store(self) -> RunStore:
-        return self.run.store
 
     # -- session
 

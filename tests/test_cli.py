@@ -52,7 +52,8 @@ def test_bad_duration_and_label(workspace):
 def test_checks_that_select_nothing(workspace):
     workspace.local_node("n1")
     proc = workspace.qualify("run", "n1", "--checks", "no_such_check")
-    assert_clear_error(proc, "no check selected (CHECKS='no_such_check'); the checks are: cpu_correctness, drive_identity, ")
+    assert_clear_error(proc, "no check selected (CHECKS='no_such_check'); "
+                             "the checks are: cpu_correctness, drive_identity, ")
 
 
 def test_report_of_a_directory_that_is_not_a_run(workspace):

@@ -54,7 +54,8 @@ def test_higher_minimum_fails_naming_both_revisions(lab_workspace):
 
 
 def test_three_nodes_in_parallel_get_a_run_each(lab_workspace):
-    proc = lab_workspace.qualify("run", "lab-pve1 lab-pve2 lab-pve3", "--profile", str(lab_workspace.profiles / "base/lab.yaml"),
+    proc = lab_workspace.qualify("run", "lab-pve1 lab-pve2 lab-pve3",
+                                 "--profile", str(lab_workspace.profiles / "base/lab.yaml"),
                                  "--checks", "microcode", "--label", "batch=mesh")
     assert proc.returncode == 0, proc.stderr
     for node in ("lab-pve1", "lab-pve2", "lab-pve3"):

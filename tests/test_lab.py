@@ -183,7 +183,8 @@ def test_missing_tool_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 # ---------------------------------------------------------------- the real lab (root)
 
-def _ssh(state: LabState, node: str, command: str, *extra: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+def _ssh(state: LabState, node: str, command: str, *extra: str,
+         timeout: float = 20) -> subprocess.CompletedProcess[str]:
     # extra first: ssh keeps the first value it is given for an option.
     return subprocess.run(["ssh", "-F", str(state.ssh_config), *extra, "-o", "BatchMode=yes",
                            "-o", "ConnectTimeout=5", node, command], capture_output=True, text=True, timeout=timeout)
@@ -291,7 +292,7 @@ def test_ssh_reaches_each_node_with_host_key_checking(cfg: LabConfig, lab) -> No
         if lab.cgroup_kind == lab_cgroup.V1:  # the session runs inside the node's freezer cgroup
             assert f":freezer:/{lab_cgroup.group_name(cfg.prefix)}/{node}\n" in cp.stdout
     config = lab.ssh_config.read_text()
-    assert "Host lab-pve2\n  HostName 10.%d.0.12\n  User root\n" % cfg.subnet in config
+    assert f"Host lab-pve2\n  HostName 10.{cfg.subnet}.0.12\n  User root\n" in config
     assert "StrictHostKeyChecking yes" in config
     # Checking is really on: with no known host key the login is refused.
     cp = _ssh(lab, "lab-pve2", "true", "-o", "UserKnownHostsFile=/dev/null")
@@ -307,13 +308,13 @@ def _ns_reaches(cfg: LabConfig, src: str, dst: str, ip: str) -> None:
         return
     server = subprocess.Popen(
         ["ip", "netns", "exec", cfg.netns(dst), sys.executable, "-c",
-         "import socket; s=socket.create_server((%r, 5099)); print('ready', flush=True); "
-         "s.settimeout(10); c,_=s.accept(); c.sendall(b'hello'); c.close()" % ip],
+         f"import socket; s=socket.create_server(({ip!r}, 5099)); print('ready', flush=True); "
+         "s.settimeout(10); c,_=s.accept(); c.sendall(b'hello'); c.close()"],
         stdout=subprocess.PIPE, text=True)
     try:
-        assert server.stdout.readline().strip() == "ready"
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         cp = subprocess.run(["ip", "netns", "exec", cfg.netns(src), sys.executable, "-c",
-                             "import socket; print(socket.create_connection((%r, 5099), timeout=3).recv(5))" % ip],
+                             f"import socket; print(socket.create_connection(({ip!r}, 5099), timeout=3).recv(5))"],
                             capture_output=True, text=True, timeout=10)
         assert cp.returncode == 0 and "hello" in cp.stdout, cp.stderr
     finally:
@@ -323,7 +324,8 @@ def _ns_reaches(cfg: LabConfig, src: str, dst: str, ip: str) -> None:
 
 @needs_root
 def test_full_mesh_between_nodes(cfg: LabConfig, lab) -> None:
-    assert [(ln.a, ln.b) for ln in lab.links] == [("lab-pve1", "lab-pve2"), ("lab-pve1", "lab-pve3"), ("lab-pve2", "lab-pve3")]
+    assert [(ln.a, ln.b) for ln in lab.links] == [
+        ("lab-pve1", "lab-pve2"), ("lab-pve1", "lab-pve3"), ("lab-pve2", "lab-pve3")]
     for ln in lab.links:
         for node, dev, addr in ((ln.a, ln.dev_a, ln.addr_a), (ln.b, ln.dev_b, ln.addr_b)):
             out = subprocess.run(["ip", "-n", cfg.netns(node), "-br", "addr", "show", "dev", dev],

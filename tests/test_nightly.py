@@ -17,7 +17,8 @@ def test_install_writes_a_service_and_a_timer_per_node(workspace, tmp_path):
                              "--unit-dir", str(units))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in units.iterdir()) == [
-        "qualify-nightly-n1.service", "qualify-nightly-n1.timer", "qualify-nightly-n2.service", "qualify-nightly-n2.timer"]
+        "qualify-nightly-n1.service", "qualify-nightly-n1.timer",
+        "qualify-nightly-n2.service", "qualify-nightly-n2.timer"]
     service = (units / "qualify-nightly-n1.service").read_text()
     assert "-m qualify soak n1 --duration 6h" in service and f"WorkingDirectory={workspace.root}" in service
     assert f"Environment=QUALIFY_PROFILES={workspace.profiles}" in service

@@ -106,7 +106,7 @@ def test_extends_cycle_is_reported(tmp_path):
 def _billion_laughs(levels: int = 9) -> str:
     """The classic alias bomb (488 bytes at 9 levels): 9**9 strings once expanded."""
     text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    for prev, name in zip("abcdefgh", "bcdefghi"):
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         text += f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n"
     return text
 

@@ -99,10 +99,10 @@ def accounting_group(pid: int) -> Path | None:
         if "cpuacct" in controllers.split(",") and rel != "/":
             mount = next((Path(m) for t, m, o in mounts if t == "cgroup" and "cpuacct" in o), None)
             return mount / rel.lstrip("/") if mount else None
-    rel = groups.get("")
-    if rel and rel != "/":
+    unified = groups.get("")
+    if unified and unified != "/":
         mount = next((Path(m) for t, m, _ in mounts if t == "cgroup2"), None)
-        return mount / rel.lstrip("/") if mount else None
+        return mount / unified.lstrip("/") if mount else None
     return None
 
 

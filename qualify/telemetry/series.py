@@ -17,6 +17,7 @@ counter glitch, not a CPU.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,25 @@ _PACKAGE_PATTERNS = (r"temp:coretemp[^/]*/Package id \d+", r"temp:k10temp[^/]*/T
                      r"temp:k10temp[^/]*/temp1",
                      r"zone:x86_pkg_temp.*", r"temp:zenpower[^/]*/Tdie", r"temp:cpu_thermal.*")
 _CORE_PATTERN = re.compile(r"temp:(coretemp[^/]*/Core \d+|k10temp[^/]*/Tccd\d+)")
+_NOT_CPU_ZONE = re.compile(r"zone:(iwlwifi|pch_|INT3400)")
 TEMP_RANGE_C = (-40.0, 150.0)   # beyond any silicon sensor's range: a bad read (0xFFFF, 255.5, -273)
 POWER_LIMIT_FACTOR = 2.0        # a package above twice its highest power limit is a counter glitch
 NO_LIMIT_MAX_W = 2000.0         # ... and above 2 kW where the node states no limit
+# how `combined` folds several series into one, ignoring the NaNs of series not read at a sample
+_REDUCERS: dict[str, Callable[..., np.ndarray]] = {"min": np.nanmin, "max": np.nanmax, "sum": np.nansum,
+                                                   "mean": np.nanmean}
+
+
+def package_sensors(names: Iterable[str]) -> list[str]:
+    """Of these series, the CPU package sensor(s); the cores, else the thermal zones that may be the CPU's
+    (not a Wi-Fi card's, the chipset's or Intel's INT3400 policy zone); [] when none is the CPU's."""
+    names = list(names)
+    for pattern in _PACKAGE_PATTERNS:
+        found = [n for n in names if re.fullmatch(pattern, n)]
+        if found:
+            return found
+    return ([n for n in names if _CORE_PATTERN.fullmatch(n)] or
+            [n for n in names if n.startswith("zone:") and not _NOT_CPU_ZONE.match(n)])
 
 
 @dataclass(frozen=True)
@@ -68,17 +85,14 @@ class Telemetry:
 
     def package_temps(self) -> list[str]:
         """The CPU package sensor(s); the cores or thermal zones when there is none."""
-        for pattern in _PACKAGE_PATTERNS:
-            found = [n for n in self.values if re.fullmatch(pattern, n)]
-            if found:
-                return found
-        return self.core_temps() or self.names("zone")
+        return package_sensors(self.values)
 
     def core_temps(self) -> list[str]:
         return [n for n in self.values if _CORE_PATTERN.fullmatch(n)]
 
     def package_power(self) -> list[str]:
-        return [n for n in self.names("rapl") if "/" not in n] or self.names("power")
+        # psys (intel-rapl:1 on Skylake+ client parts) is the whole platform, package included: not summed
+        return [n for n in self.names("rapl") if "/" not in n and n != "rapl:psys"] or self.names("power")
 
     def combined(self, names: list[str], how: str = "max") -> np.ndarray:
         """Per sample: min, max, mean or sum over `names` (NaN where none was read)."""
@@ -88,8 +102,7 @@ class Telemetry:
         read = ~np.isnan(stack).all(axis=0)
         out = np.full(len(self.t), np.nan)
         with np.errstate(all="ignore"):
-            reduce = {"min": np.nanmin, "max": np.nanmax, "sum": np.nansum, "mean": np.nanmean}[how]
-            out[read] = reduce(stack[:, read], axis=0)
+            out[read] = _REDUCERS[how](stack[:, read], axis=0)
         return out
 
     def dropped_sentence(self) -> str | None:

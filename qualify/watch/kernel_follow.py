@@ -17,7 +17,8 @@ def _reported(argv: list[str]) -> list[str]:
 
     Stopping the stream (SIGTERM to this shell) ends the follower with it, without that last line.
     """
-    script = f'trap "kill \\$pid 2>/dev/null; exit 143" TERM; "$@" 2>&1 & pid=$!; wait $pid; echo "{FOLLOW_ENDED} status $?"'
+    script = (f'trap "kill \\$pid 2>/dev/null; exit 143" TERM; '
+              f'"$@" 2>&1 & pid=$!; wait $pid; echo "{FOLLOW_ENDED} status $?"')
     return ["sh", "-c", script, "sh", *argv]
 
 

@@ -26,7 +26,8 @@ _CONFIGURE = r"""
 fail() { echo "$1"; exit 3; }
 [ "$(id -u)" = 0 ] || fail "netconsole needs root on the node (ssh.user: root)"
 [ "$4" = modprobe ] && modprobe netconsole 2>/dev/null
-[ -d "$1" ] || fail "$1 does not exist: the kernel has no dynamic netconsole (CONFIG_NETCONSOLE_DYNAMIC) or the module is not loaded (modprobe netconsole)"
+[ -d "$1" ] || fail "$1 does not exist: the kernel has no dynamic netconsole (CONFIG_NETCONSOLE_DYNAMIC) \
+or the module is not loaded (modprobe netconsole)"
 route=$(ip -o route get "$2" 2>/dev/null) || fail "no route from the node to the controller $2"
 dev=$(echo "$route" | sed -n 's/.* dev \([^ ]*\).*/\1/p'); src=$(echo "$route" | sed -n 's/.* src \([^ ]*\).*/\1/p')
 hop=$(echo "$route" | sed -n 's/.* via \([^ ]*\).*/\1/p'); hop=${hop:-$2}

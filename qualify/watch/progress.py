@@ -13,8 +13,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from qualify.store import SAMPLES
+
+if TYPE_CHECKING:  # rich is imported only when there is a terminal to draw on
+    from rich.live import Live
 
 TAIL_BYTES = 4096
 
@@ -28,7 +32,7 @@ class SoakProgress:
         self.plain_interval_s = plain_interval_s
         self.started = time.monotonic()
         self._next_plain = 0.0
-        self._live = None
+        self._live: Live | None = None
         self._out = sys.stderr
 
     def __enter__(self) -> SoakProgress:
