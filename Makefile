@@ -17,20 +17,12 @@ DEBIAN_TOOLS := openssh-server openssh-client fio iperf3 stress-ng smartmontools
 # splitting). Options are passed as --option=value and node/run arguments after --, so a value that
 # begins with '-' is not read as an option either. qualify itself then checks what each value may be.
 # make exports command-line variables itself, expanding them on the way ($(shell ...) in a value would
-# run): only the QUALIFY_ARG_ copies go to the environment.
-unexport NODE PROFILE CHECKS DURATION LABEL AT RUN RUNS OUTPUT PEERS FORCE DIFF NODES GOLDEN
-export QUALIFY_ARG_NODE := $(value NODE)
-export QUALIFY_ARG_PROFILE := $(value PROFILE)
-export QUALIFY_ARG_CHECKS := $(value CHECKS)
-export QUALIFY_ARG_DURATION := $(value DURATION)
-export QUALIFY_ARG_LABEL := $(value LABEL)
-export QUALIFY_ARG_AT := $(value AT)
-export QUALIFY_ARG_RUN := $(value RUN)
-export QUALIFY_ARG_RUNS := $(value RUNS)
-export QUALIFY_ARG_OUTPUT := $(value OUTPUT)
-export QUALIFY_ARG_PEERS := $(value PEERS)
-export QUALIFY_ARG_NODES := $(value NODES)
-export QUALIFY_ARG_GOLDEN := $(value GOLDEN)
+# run): only the QUALIFY_ARG_ copies go to the environment. In the $(eval) below, `$$(value X)` reaches
+# make's parser as `$(value X)`, which `:=` takes once, unexpanded, as the original lines did.
+# FORCE and DIFF are only tested in make ($(if)), never exported.
+QUALIFY_ARGS := NODE PROFILE CHECKS DURATION LABEL AT RUN RUNS OUTPUT PEERS NODES GOLDEN
+unexport $(QUALIFY_ARGS) FORCE DIFF
+$(foreach arg,$(QUALIFY_ARGS),$(eval export QUALIFY_ARG_$(arg) := $$(value $(arg))))
 QUALIFY_ARG_FORCE := $(value FORCE)
 QUALIFY_ARG_DIFF := $(value DIFF)
 
