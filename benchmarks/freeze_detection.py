@@ -101,4 +101,6 @@ def main(node_name: str = "lab-pve2", freezes: int = 20, load_minutes: float = 5
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or ["lab-pve2"]), *(int(a) for a in sys.argv[2:3]), *(float(a) for a in sys.argv[3:4]))
+    args = sys.argv[1:]
+    main(args[0] if args else "lab-pve2", int(args[1]) if len(args) > 1 else 20,
+         float(args[2]) if len(args) > 2 else 5.0)

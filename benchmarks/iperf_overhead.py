@@ -72,4 +72,6 @@ def main(node_name: str = "lab-pve2", peer_name: str = "lab-pve1", rounds: int =
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(*(args[:2] or ["lab-pve2", "lab-pve1"]), *(int(a) for a in args[2:4]), *(float(a) for a in args[4:5]))
+    main(args[0] if args else "lab-pve2", args[1] if len(args) > 1 else "lab-pve1",
+         int(args[2]) if len(args) > 2 else 5, int(args[3]) if len(args) > 3 else 3,
+         float(args[4]) if len(args) > 4 else None)

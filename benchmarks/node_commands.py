@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from qualify.node import LocalNode, connect
+from qualify.node import LocalNode, SshNode, connect
 from qualify.overlays import resolve_profile
 from qualify.profile import Profile
 
@@ -28,6 +28,9 @@ def per_command_ms(run, count: int) -> float:
 def main(node_name: str = "lab-pve2", count: int = 30) -> None:
     profile = resolve_profile(node_name, None).profile
     node = connect(node_name, profile)
+    if not isinstance(node, SshNode):
+        node.close()
+        sys.exit(f"{node_name} is not reached over ssh: nothing to compare")
     try:
         fresh_argv = [*node.ssh_argv(), "-o", "ControlPath=none", "--", profile.host, "true"]
         results = {
@@ -46,4 +49,5 @@ def main(node_name: str = "lab-pve2", count: int = 30) -> None:
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or ["lab-pve2"]), *(int(a) for a in sys.argv[2:3]))
+    args = sys.argv[1:]
+    main(args[0] if args else "lab-pve2", int(args[1]) if len(args) > 1 else 30)

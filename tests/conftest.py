@@ -4,6 +4,7 @@ The helpers behind them live in tests/helpers.py, which tests import (never this
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from qualify.lab import LabConfig, lab_down, lab_up
 
 
 @pytest.fixture(scope="session")
-def lab() -> LabConfig:
+def lab() -> Iterator[LabConfig]:
     """A running test lab (lab-pve1..lab-pve3 over SSH) for end-to-end tests; always taken down."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
