@@ -20,6 +20,15 @@ from qualify.parsers.kernel_log import (
 # (kind, severity) -> count, for every file of the corpus folder.
 EXPECTED = {
     "aer-correctable-new-wording-dmesg-T.txt": {("aer_corrected", "warning"): 2},
+    # DPC containment was no event at all: the new wording alone ("ERR_FATAL received from") left a run clean
+    "dpc-containment-cmpltto-recovery-failed-pciehp-race-linux-pci-2021.txt": {
+        ("pcie_containment", "error"): 1, ("aer_uncorrected", "error"): 1, ("aer_uncorrected", "critical"): 1},
+    "dpc-containment-new-format-err-fatal-received-edr-recovered-indented.txt": {("pcie_containment", "error"): 1},
+    # Zen: the UMC's CECC/UECC are DRAM errors (EDAC's echoes not counted again); the Load Store Unit's UECC
+    # (poison consumed in the L1 data cache) is a CPU machine check, no longer "DRAM ECC"
+    "zen-smca-umc-cecc-deferred-uecc-ls-poison-consumed-dmesg-homelab-doc.txt": {
+        ("mce", "warning"): 3, ("memory_corrected", "warning"): 1, ("mce", "critical"): 3,
+        ("memory_uncorrected", "critical"): 1, ("memory_poisoned", "critical"): 3},
     # AMD's decoder: the MC4_STATUS line with CECC is a corrected DRAM error, judged like EDAC's (by growth)
     "amd-fam10h-decoded-mc4-dram-ecc-corrected-syslogd-wall.txt": {("memory_corrected", "warning"): 2},
     # MCi_STATUS cc59dec000041152 ...: VAL and OVER set, UC (bit 61) clear: corrected
@@ -90,9 +99,13 @@ EXPECTED = {
     "xfs-metadata-io-error-log-mount-failed-syslog.txt": {("fs_error", "error"): 3},
     "xfs-old-log-io-error-detected-journal-short.txt": {("fs_shutdown", "critical"): 1},
 }
-UNSTAMPED = {"ata-limiting-speed-link-down-kmsg-level-no-stamp.txt", "xfs-force-shutdown-corruption-kernel-prefix-no-stamp.txt",
+UNSTAMPED = {"ata-limiting-speed-link-down-kmsg-level-no-stamp.txt",
+             "xfs-force-shutdown-corruption-kernel-prefix-no-stamp.txt",
              "amd-fam10h-decoded-mc4-dram-ecc-corrected-syslogd-wall.txt",  # the stamp is on syslogd's header line
-             "thermal-critical-temperature-shutdown-syslogd-wall-kernel-no-space.txt"}
+             "thermal-critical-temperature-shutdown-syslogd-wall-kernel-no-space.txt",
+             # quoted in patch mails without their stamps
+             "dpc-containment-cmpltto-recovery-failed-pciehp-race-linux-pci-2021.txt",
+             "dpc-containment-new-format-err-fatal-received-edr-recovered-indented.txt"}
 
 
 def test_every_corpus_file_is_covered():
@@ -236,7 +249,8 @@ def test_journal_json_records_including_byte_array_messages():
               "MESSAGE": "watchdog: BUG: soft lockup - CPU#0 stuck for 23s! [stress-ng:1234]"}
     event = parse_journal_line(json.dumps(record))
     assert (event.kind, event.stamp) == ("soft_lockup", "1764505200000000")
-    as_bytes = {**record, "MESSAGE": list("INFO: task kworker/0:1:12 blocked for more than 120 seconds.\xff".encode("latin-1"))}
+    hung = "INFO: task kworker/0:1:12 blocked for more than 120 seconds.\xff"
+    as_bytes = {**record, "MESSAGE": list(hung.encode("latin-1"))}
     assert parse_journal_line(json.dumps(as_bytes)).kind == "hung_task"
     assert parse_journal_line(json.dumps({"__CURSOR": "s=1"})) is None
 
@@ -309,7 +323,8 @@ AMD_EDAC_ECHO = ("[  100.0] EDAC MC0: 1 CE on mc#0csrow#2channel#0 (csrow:2 chan
 
 @pytest.mark.parametrize("line, kind, severity, reason", [
     (AMD_UMC_CE, "memory_corrected", "warning", "DRAM ECC"),
-    ("[1.0] [Hardware Error]: CPU:4 (19:1:1) MC17_STATUS[-|UE|MiscV|AddrV|-|-|SyndV|UECC|-|Poison|-]: 0xbc00080001010135",
+    ("[1.0] [Hardware Error]: CPU:4 (19:1:1) MC17_STATUS[-|UE|MiscV|AddrV|-|-|SyndV|UECC|-|Poison|-]: "
+     "0xbc00080001010135",
      "memory_uncorrected", "critical", "DRAM ECC"),
     ("[1.0] [Hardware Error]: CPU:0 (17:31:0) MC255_STATUS[-|CE|-|-|AddrV|-|-|-]: 0x9400000000000000",
      "mce", "warning", "corrected"),
@@ -339,3 +354,30 @@ def test_the_driver_s_pci_address_is_the_subject():
     event = parse_kernel_line("[ 58.3] pcieport 0000:00:00.0: AER: device recovery failed")
     assert (event.kind, event.subject) == ("aer_uncorrected", "0000:00:00.0")
     assert parse_kernel_line("[9.1] e1000e 0000:00:1f.6 eno1: Detected Hardware Unit Hang:").subject == "0000:00:1f.6"
+
+
+def test_zen_bank_type_comes_from_the_lines_after_its_status():
+    text = corpus_path("kernel-log", "zen-smca-umc-cecc-deferred-uecc-ls-poison-consumed-dmesg-homelab-doc.txt")
+    events = [e for e in parse_kernel_log(text.read_text()) if e.subject]
+    assert [(e.kind, e.subject, e.reason) for e in events[:3]] == [
+        ("memory_corrected", "CPU 0 MC15", "DRAM ECC"), ("memory_uncorrected", "CPU 0 MC15", "DRAM ECC"),
+        ("mce", "CPU 7 MC0", "uncorrected ECC error in the Load Store Unit")]
+    # an IPID naming another block than a memory controller (hardware id 0xb0: Load Store) is enough
+    lines = [line for line in text.read_text().splitlines() if "74536.9408" in line and "Ext. Error" not in line]
+    [status] = [e for e in parse_kernel_log("\n".join(lines)) if e.subject]
+    assert (status.kind, status.reason) == ("mce", "uncorrected ECC error in the bank with IPID hardware id 0xb0")
+
+
+def test_a_zen_status_waits_for_its_bank_lines_until_flushed():
+    reader = KernelLogReader()
+    assert reader.feed("[1.0] [Hardware Error]: CPU:0 (19:21:0) MC17_STATUS[Over|CE|MiscV|AddrV|-|-|SyndV|CECC|-|-|-]: "
+                       "0xdc2040000000011b") == [] and reader.pending
+    assert reader.feed("[1.0] [Hardware Error]: IPID: 0x0000009600050f00, Syndrome: 0x33fa01000a800101") == []
+    [event] = reader.flush()
+    assert (event.kind, event.reason, reader.pending) == ("memory_corrected", "DRAM ECC", False)
+
+
+def test_dpc_containment_is_one_event_of_the_port():
+    text = corpus_path("kernel-log", "dpc-containment-new-format-err-fatal-received-edr-recovered-indented.txt")
+    [event] = parse_kernel_log(text.read_text())
+    assert (event.kind, event.subject) == ("pcie_containment", "0015:00:00.0")

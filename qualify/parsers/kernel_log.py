@@ -83,19 +83,26 @@ _RULES: tuple[_Rule, ...] = (
     _rule("mce", "error", r"\[Hardware Error\]: CPU:\d+ \([0-9a-f:]+\) MC\d+_STATUS\["),
     # Only says records are waiting for mcelog/rasdaemon (often corrected errors, or throttling on old kernels).
     _rule("mce", "warning", r"Machine check events logged|\[Hardware Error\]: Corrected error, no action required"),
-    # "EDAC MC1: 262 CE memory read error on ...", "EDAC MC0: 4 CE error on CPU#0Channel#2_DIMM#0", 2.6: "EDAC MC0: CE page"
+    # "EDAC MC1: 262 CE memory read error on ...", "EDAC MC0: 4 CE error on CPU#0Channel#2_DIMM#0",
+    # 2.6: "EDAC MC0: CE page"
     _rule("edac_ue", "critical", r"EDAC MC\d+: (?:\d+ )?UE\b"),
     _rule("edac_ce", "warning", r"EDAC MC\d+: (?:\d+ )?CE\b"),
     # "Memory failure: 0xe16677: already hardware poisoned", "...: recovery action for dirty LRU page: Recovered",
     # "Memory failure: 0x30a6a90: unhandlable page.", old kernels "MCE 0x1234: Killing ... hardware memory corruption"
     _rule("memory_poisoned", "critical", r"Memory failure: |hardware memory corruption|"
-                                         r"Uncorrected hardware memory error"),
+                                         r"Uncorrected hardware memory error|Memory error not recovered"),
+    # Downstream Port Containment: the port cut the link to stop an uncorrectable error spreading; the devices
+    # below it were gone until the port was reset. "DPC: containment event, status:0x1f01 source:0x0000"
+    # (<= 6.x, then "DPC: unmasked uncorrectable error detected"), "..., status:0x200d, ERR_FATAL received from
+    # 0015:01:00.0" (newer): one event per containment, its reason line is detail.
+    _rule("pcie_containment", "error", r"\bDPC: containment event\b"),
     # AER: one event per "PCIe Bus Error" line, not per "error received" header, so nothing counts twice.
     _rule("aer_uncorrected", "critical", r"PCIe Bus Error: severity=Uncorrect\w+ \(Fatal\)|"
                                          r"AER: device recovery failed"),  # the device stays broken
     _rule("aer_uncorrected", "error", r"PCIe Bus Error: severity=Uncorrect"),
     _rule("aer_corrected", "warning", r"PCIe Bus Error: severity=Correct(?:ed|able)"),
-    # "NETDEV WATCHDOG: eth2 (igb): transmit queue 5 timed out" / "eth4: NETDEV WATCHDOG: CPU: 3: transmit queue 0 timed out 5010 ms"
+    # "NETDEV WATCHDOG: eth2 (igb): transmit queue 5 timed out",
+    # "eth4: NETDEV WATCHDOG: CPU: 3: transmit queue 0 timed out 5010 ms"
     _rule("netdev_watchdog", "error", r"NETDEV WATCHDOG: .*transmit queue \d+ timed out"),
     # Intel NICs whose transmit ring stopped (the driver then resets the adapter): e1000e "eth0: Detected Hardware
     # Unit Hang:", e1000/igb/ixgbe "Detected Tx Unit Hang"; the register dump lines after it are detail.
@@ -104,7 +111,8 @@ _RULES: tuple[_Rule, ...] = (
                                       r"Disabling device after reset failure)"),
     # "nvme nvme0: I/O 12 QID 5 timeout, aborting" (<= 6.1), "I/O 457 QID 1 timeout, completion polled",
     # "nvme nvme0: I/O tag 641 (c281) opcode 0x1 (I/O Cmd) QID 8 timeout, aborting req_op:WRITE(1) size:4096" (>= 6.3)
-    _rule("nvme_timeout", "error", r"nvme\d+: I/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x\w+ \([^)]*\) )?QID \d+ timeout"),
+    _rule("nvme_timeout", "error", r"nvme\d+: I/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x\w+ \([^)]*\) )?"
+                                   r"QID \d+ timeout"),
     _rule("nvme_reset", "error", r"nvme\d+: (?:Device not ready; aborting reset|resetting controller|"
                                  r"Failure status: |failed to set APST)"),
     # A medium the drive cannot read back: SCSI/SAS sense, libata's UNC bit, the block layer's status, NVMe status.
@@ -116,7 +124,7 @@ _RULES: tuple[_Rule, ...] = (
     _rule("ata_error", "critical", r"\bata\d+(?:\.\d+)?: disabled\b"),
     _rule("ata_link_slow", "error", r"\bata\d+: limiting SATA link speed to"),
     _rule("ata_link_down", "error", r"\bata\d+(?:\.\d+)?: SATA link down\b"),
-    _rule("ata_reset", "error", r"\bata\d+(?:\.\d+)?: (?:hard|soft) resetting link|\bata\d+(?:\.\d+)?: COMRESET failed"),
+    _rule("ata_reset", "error", r"\bata\d+(?:\.\d+)?: (?:(?:hard|soft) resetting link|COMRESET failed)"),
     _rule("ata_error", "error", r"\bata\d+(?:\.\d+)?: (?:exception Emask|failed command: )|"
                                 r"NCQ disabled due to excessive errors"),
     # Counters of errors found before (at mount, every 24 h): history, not a fault of this run.
@@ -128,14 +136,16 @@ _RULES: tuple[_Rule, ...] = (
     _rule("fs_shutdown", "critical", r"Filesystem has been shut down|Shutting down filesystem|"
                                      r"xfs_do_force_shutdown|Aborting journal on device"),
     _rule("fs_error", "error", r"EXT4-fs error|"
-                               rf"EXT4-fs {_DEV}: (?:I/O error while writing superblock|delayed block allocation failed|"
-                               r"previous I/O error)|JBD2: .*\bI/?O error|"
+                               rf"EXT4-fs {_DEV}: (?:I/O error while writing superblock|"
+                               r"delayed block allocation failed|previous I/O error)|JBD2: .*\bI/?O error|"
                                rf"XFS {_DEV}: (?:log I/O error|metadata I/O error|Log I/O Error|Corruption detected|"
                                r"Metadata corruption detected|log mount(?:/recovery)? failed|xfs_log_force: error)|"
-                               rf"BTRFS(?: error| critical|: error) |BTRFS warning {_DEV}: (?:csum failed|direct IO failed)|"
+                               rf"BTRFS(?: error| critical|: error) |"
+                               rf"BTRFS warning {_DEV}: (?:csum failed|direct IO failed)|"
                                r"\bbdev \S+ errs: wr \d+, rd \d+"),
     _rule("fs_warning", "warning", rf"EXT4-fs warning {_DEV}: .*\berror\b"),
-    # "I/O error, dev sda, sector 123" (block layer), "nvme0n1: Read(0x2) @ LBA 1310720, 256 blocks, ... (sct 0x2 / sc 0x81)"
+    # "I/O error, dev sda, sector 123" (block layer),
+    # "nvme0n1: Read(0x2) @ LBA 1310720, 256 blocks, ... (sct 0x2 / sc 0x81)"
     _rule("io_error", "error", r"\bI/O error, dev \S+|Buffer I/O error on dev|nvme\d+n\d+: .*@ LBA \d+, \d+ blocks, "),
     _rule("oops", "critical", r"\bOops: |general protection fault|BUG: unable to handle|"
                               r"BUG: kernel NULL pointer dereference|kernel BUG at "),
@@ -153,7 +163,8 @@ _ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
 # "May  7 06:45:12", "фев 12 00:48:02", "Mon Jan  1 00:00:00 2024" (logread), "Jan 01 00:00:00.123456" (short-precise)
 _SYSLOG_STAMP = r"(?:[A-Z][a-z]{1,2} )?[^\W\d_]{3,}\.? {1,2}\d{1,2},? \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4}\b)?"
 _ANY_STAMP = re.compile(rf"(?:[A-Z][a-z]{{2}} )?{_ISO}(?: [A-Z]{{3,4}}\b)?|{_SYSLOG_STAMP}|\b\d{{10}}\.\d+\b")
-# dmesg: "[  41.67]", "[  +0.000001]", "[ +18,993611]", "[Feb22 04:01]", "[Fri Aug 29 20:09:52 2025]", talosctl "[2024-...Z]"
+# dmesg: "[  41.67]", "[  +0.000001]", "[ +18,993611]", "[Feb22 04:01]", "[Fri Aug 29 20:09:52 2025]",
+# talosctl "[2024-...Z]"
 _BRACKET = re.compile(r"\[(?P<stamp>\s*(?:\+?\d+[.,]\d+|\w{3} ?\d{1,2} \d\d:\d\d(?::\d\d)?|"
                       rf"\w{{2,3}} \w{{3}}\s+\d{{1,2}} [\d:]+ \d{{4}}|{_ISO})\s*)\]:?\s?")
 _CALLER = re.compile(r"^\[\s*[TC]\d+\]\s?")  # CONFIG_PRINTK_CALLER: "[  T117]", "[    C3]"
@@ -277,7 +288,8 @@ _SUBJECTS = tuple(re.compile(p) for p in (
 _PANIC = re.compile(r"Kernel panic - not syncing: (?P<reason>.*?)(?:\s*\]---)?\s*$")
 _MCE_STATUS = re.compile(r"Machine Check(?: Exception)?: \S+ Bank \d+: (?P<status>[0-9a-f]{16})\b", re.IGNORECASE)
 _EDAC_COUNT = re.compile(r"EDAC MC\d+: (\d+) [CU]E\b")
-_AMD_STATUS = re.compile(r"CPU:(?P<cpu>\d+) \([0-9a-f:]+\) MC(?P<bank>\d+)_STATUS\[(?P<flags>[^\]]*)\]"
+_AMD_STATUS = re.compile(r"CPU:(?P<cpu>\d+) \((?P<family>[0-9a-f]+):[0-9a-f:]+\) "
+                         r"MC(?P<bank>\d+)_STATUS\[(?P<flags>[^\]]*)\]"
                          r"(?::\s*0x(?P<status>[0-9a-f]{16}))?", re.IGNORECASE)
 _LINK_UP = re.compile(r"\b(?P<port>ata\d+(?:\.\d+)?): SATA link up (?P<gbps>[\d.]+) Gbps "
                       r"\(SStatus \w+ SControl (?P<sctl>[0-9A-Fa-f]+)\)")
@@ -337,6 +349,14 @@ _GHES_SEVERITY = re.compile(r"^\s*(?:event )?severity: (?:\d+, )?(?P<sev>correct
 _GHES_FIELD = re.compile(r"^\s*(?P<key>section_type|fru_text|DIMM location|device_id|error_type|physical_address"
                          r"|Error \d+, type): ?(?P<value>.*?)\s*$")
 _GHES_SEVERITIES = {"corrected": "warning", "recoverable": "error", "fatal": "critical", "info": "info"}
+# Zen and later (SMCA): a bank's number does not say what it is; the lines after its status do:
+# "IPID: 0x0000009600050f00" (hardware id, bits 43:32; 0x96 a Unified Memory Controller) and
+# "Load Store Unit Ext. Error Code: 12, ..." — a CECC/UECC flag alone is any ECC-protected array, L1 to DRAM.
+_SMCA_FAMILY = 0x17
+_UMC = "Unified Memory Controller"
+_UMC_HWID = 0x96
+_IPID = re.compile(r"\bIPID: 0x(?P<ipid>[0-9a-f]{1,16})\b", re.IGNORECASE)
+_SMCA_BLOCK = re.compile(r"^\s*(?P<block>[A-Z][\w/ .-]*?) Ext\. Error Code:")
 
 
 class KernelLogReader:
@@ -351,10 +371,12 @@ class KernelLogReader:
         self._record_seq: str | None = None
         self._after_memory_record = False  # the last event was a GHES/AMD memory record: EDAC echoes it
         self._link_gbps: dict[str, float] = {}  # fastest link seen per ATA port (at boot, before the run)
+        self._smca: KernelEvent | None = None  # a Zen ECC status line waiting for the lines naming its bank
+        self._smca_block: str | None = None
 
     @property
     def pending(self) -> bool:
-        return bool(self._record)
+        return bool(self._record) or self._smca is not None
 
     def feed(self, line: str) -> list[KernelEvent]:
         split = split_prefix(line)
@@ -367,6 +389,9 @@ class KernelLogReader:
             if len(self._record) < MAX_RECORD_LINES:
                 self._record.append((stamp, ghes["body"]))
             return []
+        if self._smca and ghes and ghes["seq"] is None and not classify(message):
+            self._smca_detail(ghes["body"])  # "Error Addr:", "IPID:", "... Ext. Error Code:", "cache level:"
+            return []
         events = self.flush()
         if ghes and (ghes["seq"] is not None or _GHES_START.search(ghes["body"])):
             self._record, self._record_seq = [(stamp, ghes["body"])], ghes["seq"]
@@ -377,18 +402,45 @@ class KernelLogReader:
             # ghes_edac's copy of the GHES record just read, or amd64_edac's of the AMD decoder's DRAM ECC
             # status ("EDAC MC0: 1 CE on mc#0csrow#2channel#0 ..."): the same error, counted once
             return events
+        if event and event.reason == "DRAM ECC" and (amd := _AMD_STATUS.search(message)) \
+                and int(amd["family"], 16) >= _SMCA_FAMILY:
+            self._smca, self._smca_block = event, None  # DRAM or a cache: the next lines say
+            return events
         if event:
             self._after_memory_record = event.kind.startswith("memory_") and event.reason == "DRAM ECC"
             events.append(event)
         return events
 
     def flush(self) -> list[KernelEvent]:
-        if not self._record:
-            return []
-        event = _ghes_event(self._record)
-        self._record, self._record_seq = [], None
-        self._after_memory_record = event.kind.startswith("memory_")
-        return [event]
+        """The records still open (a GHES record, a Zen bank status), as events."""
+        events = []
+        if self._record:
+            events.append(_ghes_event(self._record))
+            self._record, self._record_seq = [], None
+        if self._smca:
+            events.append(self._smca_event())
+            self._smca = None
+        if events:
+            self._after_memory_record = events[-1].kind.startswith("memory_")
+        return events
+
+    def _smca_detail(self, body: str) -> None:
+        if block := _SMCA_BLOCK.match(body):
+            self._smca_block = block["block"]
+        elif (ipid := _IPID.search(body)) and self._smca_block is None:
+            hwid = int(ipid["ipid"], 16) >> 32 & 0xFFF
+            self._smca_block = _UMC if hwid == _UMC_HWID else f"bank with IPID hardware id {hwid:#x}"
+
+    def _smca_event(self) -> KernelEvent:
+        """A Zen ECC error: a memory error when its bank is a memory controller (or nothing says otherwise),
+        else a machine check of the CPU block the kernel named (an L1/L2/L3 cache is not a DIMM)."""
+        event, block = self._smca, self._smca_block
+        assert event is not None
+        if block is None or block.startswith(_UMC):
+            return event
+        uncorrected = event.kind == "memory_uncorrected"
+        return replace(event, kind="mce", severity="critical" if uncorrected else "warning",
+                       reason=f"{'uncorrected' if uncorrected else 'corrected'} ECC error in the {block}")
 
     def _continues_record(self, ghes: re.Match[str]) -> bool:
         if not self._record:
@@ -413,7 +465,7 @@ class KernelLogReader:
 
 def _ghes_event(lines: list[tuple[str | None, str]]) -> KernelEvent:
     """One event of an APEI/GHES record: kind from its section types, severity from its event severity."""
-    severity_word, fields = "info", {}
+    severity_word, fields = "info", dict[str, str]()
     sections: list[str] = []
     for _, body in lines:
         if (sev := _GHES_SEVERITY.match(body)) and severity_word == "info":
@@ -435,7 +487,8 @@ def _ghes_event(lines: list[tuple[str | None, str]]) -> KernelEvent:
         or fields.get("physical_address")
     words = [f"APEI/GHES hardware error, event severity: {severity_word}"]
     words += [f"section_type: {', '.join(dict.fromkeys(sections))}"] if sections else []
-    words += [f"{key}: {fields[key]}" for key in ("fru_text", "DIMM location", "device_id", "error_type") if key in fields]
+    words += [f"{key}: {fields[key]}" for key in ("fru_text", "DIMM location", "device_id", "error_type")
+              if key in fields]
     if not location and "physical_address" in fields:
         words.append(f"physical_address: {fields['physical_address']}")
     return KernelEvent(kind, _GHES_SEVERITIES[severity_word], "; ".join(words), lines[0][0], subject=subject,

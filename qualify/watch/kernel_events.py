@@ -123,7 +123,7 @@ def describe(fold: Fold) -> str:
 
 
 def record_fields(fold: Fold) -> dict:
-    fields = {"count": fold.lines, "stamp": fold.first.stamp, "first_t": fold.first_t}
+    fields: dict[str, object] = {"count": fold.lines, "stamp": fold.first.stamp, "first_t": fold.first_t}
     if fold.lines > 1:
         fields.update(last_stamp=fold.last.stamp, last_t=fold.last_t)
     if fold.errors != fold.lines:
