@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,10 @@ class DriveHealth:
     offline_uncorrectable: int | None = None  # ATA 198
     grown_defects: int | None = None  # SCSI grown defect list
     error_log_entries: int | None = None
+    # NVMe error-log entries smartctl read, by status ("Invalid Field in Command": the host asked for something
+    # the drive lacks, harmless; type 2 "Unrecovered Read Error" ...: the medium). None: no log in the output.
+    error_log_statuses: tuple[tuple[str, int], ...] | None = None  # (status string, entries), most first
+    error_log_media_entries: int | None = None  # entries whose status code type is 2 (media, data integrity)
     unsafe_shutdowns: int | None = None
     power_on_hours: int | None = None
     data_written_bytes: int | None = None
@@ -141,6 +146,20 @@ def _firmware(data: dict) -> str | None:
                 None)
 
 
+NVME_MEDIA_STATUS_TYPE = 2  # NVMe status code type "Media and Data Integrity Errors"
+
+
+def _nvme_error_log(log: object) -> dict[str, Any]:
+    """The statuses of the error-log entries smartctl read (it reads 16 of up to 256 by default)."""
+    if not isinstance(log, dict) or not isinstance(log.get("table"), list):
+        return {}
+    statuses = [e.get("status_field") for e in log["table"] if isinstance(e, dict)]
+    fields = [f for f in statuses if isinstance(f, dict)]
+    words = Counter(str(f.get("string") or f"status {f.get('value')}") for f in fields)
+    return {"error_log_statuses": tuple(words.most_common()),
+            "error_log_media_entries": sum(f.get("status_code_type") == NVME_MEDIA_STATUS_TYPE for f in fields)}
+
+
 def _nvme(data: dict) -> dict[str, Any]:
     log = data["nvme_smart_health_information_log"]
     written = log.get("data_units_written")
@@ -155,6 +174,7 @@ def _nvme(data: dict) -> dict[str, Any]:
                 "warning_temperature_minutes": log.get("warning_temp_time"),
                 "critical_temperature_minutes": log.get("critical_comp_time"),
                 "self_tests": tuple(_nvme_entry(e) for e in tests.get("table") or []),
+                **_nvme_error_log(data.get("nvme_error_information_log")),
                 "self_test_running": bool(operation),
                 "self_test_remaining_percent": 100 - tests["current_self_test_completion_percent"]
                 if operation and "current_self_test_completion_percent" in tests else None}
@@ -365,9 +385,9 @@ def _ata_text(text: str, fields: dict[str, str]) -> DriveHealth:
             columns = line.split()
             # Raw values carry no locale separators, only composites ("36 (Min/Max 13/42)", "9798 1066 9798",
             # "16402h+23m+45.123s"): the leading integer is the figure.
-            raw = re.match(r"\d+", columns[raw_column]) if len(columns) > raw_column else None
+            leading = re.match(r"\d+", columns[raw_column]) if len(columns) > raw_column else None
             attributes[row[2]] = (int(row[4]), int(row[6]) if row[6].isdigit() else None,  # "---": no threshold
-                                  int(raw[0]) if raw else None)
+                                  int(leading[0]) if leading else None)
 
     def raw(*names: str) -> int | None:
         return next((attributes[n][2] for n in names if n in attributes), None)
