@@ -26,6 +26,9 @@ EXPECTED = {
     "dpc-containment-new-format-err-fatal-received-edr-recovered-indented.txt": {("pcie_containment", "error"): 1},
     # Zen: the UMC's CECC/UECC are DRAM errors (EDAC's echoes not counted again); the Load Store Unit's UECC
     # (poison consumed in the L1 data cache) is a CPU machine check, no longer "DRAM ECC"
+    # 6.12: a UMC error whose address amd64_edac cannot decode is still one memory error; a 10 s hung task
+    "zen-umc-cecc-edac-cannot-decode-hung-task-10s-6.12-dmesg.txt": {
+        ("mce", "warning"): 1, ("memory_corrected", "warning"): 1, ("hung_task", "error"): 1},
     "zen-smca-umc-cecc-deferred-uecc-ls-poison-consumed-dmesg-homelab-doc.txt": {
         ("mce", "warning"): 3, ("memory_corrected", "warning"): 1, ("mce", "critical"): 3,
         ("memory_uncorrected", "critical"): 1, ("memory_poisoned", "critical"): 3},
@@ -381,3 +384,8 @@ def test_dpc_containment_is_one_event_of_the_port():
     text = corpus_path("kernel-log", "dpc-containment-new-format-err-fatal-received-edr-recovered-indented.txt")
     [event] = parse_kernel_log(text.read_text())
     assert (event.kind, event.subject) == ("pcie_containment", "0015:00:00.0")
+
+
+def test_a_hung_task_names_its_command():
+    text = corpus_path("kernel-log", "zen-umc-cecc-edac-cannot-decode-hung-task-10s-6.12-dmesg.txt").read_text()
+    assert [e.subject for e in parse_kernel_log(text) if e.kind == "hung_task"] == ["cat"]

@@ -270,6 +270,7 @@ def journal_message(line: str) -> tuple[str | None, str] | None:
 # -- what a message states
 
 _SUBJECTS = tuple(re.compile(p) for p in (
+    r"INFO: task (\S+):\d+ blocked for",         # the hung task's command
     r"\bbdev (\S+) errs:",                        # BTRFS: the device whose counters rose
     r"\b(nvme\d+)(?:n\d+)?\b",                    # nvme0n1 -> the controller nvme0
     r"\b(ata\d+)(?:\.\d+)?:",                     # ata3.00 -> the port ata3
