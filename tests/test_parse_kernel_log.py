@@ -29,6 +29,10 @@ EXPECTED = {
     # 6.12: a UMC error whose address amd64_edac cannot decode is still one memory error; a 10 s hung task
     "zen-umc-cecc-edac-cannot-decode-hung-task-10s-6.12-dmesg.txt": {
         ("mce", "warning"): 1, ("memory_corrected", "warning"): 1, ("hung_task", "error"): 1},
+    # the expedited-stall wording was missed: only the self-detected stall 18 s later was an event
+    "rcu-expedited-stall-then-self-detected-stall-6.5-indented.txt": {("rcu_stall", "critical"): 2},
+    # the OOM killer was no event at all; one per kill, its victim the subject
+    "oom-kill-global-constraint-none-reaper-printk-caller-5.6-excerpt.txt": {("oom_kill", "warning"): 1},
     "zen-smca-umc-cecc-deferred-uecc-ls-poison-consumed-dmesg-homelab-doc.txt": {
         ("mce", "warning"): 3, ("memory_corrected", "warning"): 1, ("mce", "critical"): 3,
         ("memory_uncorrected", "critical"): 1, ("memory_poisoned", "critical"): 3},
@@ -389,3 +393,9 @@ def test_dpc_containment_is_one_event_of_the_port():
 def test_a_hung_task_names_its_command():
     text = corpus_path("kernel-log", "zen-umc-cecc-edac-cannot-decode-hung-task-10s-6.12-dmesg.txt").read_text()
     assert [e.subject for e in parse_kernel_log(text) if e.kind == "hung_task"] == ["cat"]
+
+
+def test_an_oom_kill_names_its_victim():
+    text = corpus_path("kernel-log", "oom-kill-global-constraint-none-reaper-printk-caller-5.6-excerpt.txt")
+    [event] = parse_kernel_log(text.read_text())
+    assert (event.kind, event.subject, event.stamp) == ("oom_kill", "normal-priority", "1630.161867")

@@ -67,8 +67,14 @@ _RULES: tuple[_Rule, ...] = (
     # "Watchdog detected hard LOCKUP on cpu 3" / "NMI watchdog: ..." / "Watchdog CPU:59 Hard LOCKUP" (powerpc)
     _rule("hard_lockup", "critical", r"hard LOCKUP"),
     # "rcu: INFO: rcu_preempt self-detected stall on CPU", "INFO: rcu_sched detected stalls on CPUs/tasks"
-    _rule("rcu_stall", "critical", r"\brcu_\w+ (?:self-)?detected stalls?\b"),
+    # "rcu: INFO: rcu_sched detected expedited stalls on CPUs/tasks: { 14-.... } 24533 jiffies" (expedited GP)
+    _rule("rcu_stall", "critical", r"\brcu_\w+ (?:self-)?detected (?:expedited )?stalls?\b"),
     _rule("hung_task", "error", r"INFO: task \S+ blocked for more than \d+ seconds"),
+    # The OOM killer: "Out of memory: Killed process 23173 (normal-priority) total-vm:..." (>= 5.x),
+    # "Memory cgroup out of memory: Killed process ...", old "Out of memory: Kill process 19961 (python) score 17";
+    # one event per kill (the "invoked oom-killer" header and the Mem-Info dump are detail). The load's, not
+    # the hardware's: reported; a check whose worker was killed fails on its own.
+    _rule("oom_kill", "warning", r"\bout of memory: Kill(?:ed)? process \d+"),
     # Thermal events come through the mce driver on many kernels ("mce: CPU2: Core temperature ...").
     # thermal_core's emergency power-off: "thermal thermal_zone0: gpu-thermal: critical temperature reached,
     # shutting down", "reboot: HARDWARE PROTECTION shutdown (Temperature too high)"
@@ -271,6 +277,7 @@ def journal_message(line: str) -> tuple[str | None, str] | None:
 
 _SUBJECTS = tuple(re.compile(p) for p in (
     r"INFO: task (\S+):\d+ blocked for",         # the hung task's command
+    r"[Oo]ut of memory: Kill(?:ed)? process \d+ \(([^)]+)\)",  # the OOM killer's victim
     r"\bbdev (\S+) errs:",                        # BTRFS: the device whose counters rose
     r"\b(nvme\d+)(?:n\d+)?\b",                    # nvme0n1 -> the controller nvme0
     r"\b(ata\d+)(?:\.\d+)?:",                     # ata3.00 -> the port ata3
