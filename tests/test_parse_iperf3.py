@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -11,7 +12,8 @@ from corpus import corpus_path
 from qualify.errors import ParseError
 from qualify.parsers.iperf3 import parse_iperf3
 
-# name -> (protocol, streams, reverse, [(client_sends, bits/s received, retransmits, intervals)], cpu host/remote, error)
+# name -> (protocol, streams, reverse, [(client_sends, bits/s received, retransmits, intervals)], cpu host/remote,
+#          error)
 EXPECTED = {
     "iperf-3.1.3-udp-10000-blocks-1000M-0.69pct-loss-arch.json":
         ("UDP", 1, False, [(True, 834711189.017002, None, 1)], (17.76954, 0.136453), None),
@@ -53,7 +55,8 @@ def test_corpus_file(name):
 
 
 def test_duplicate_keys_and_per_interval_sums_of_four_streams():
-    result = parse_iperf3(corpus_path("iperf3", "iperf-3.6-tcp-4streams-P4-60s-mininet-duplicate-keys.json").read_text())
+    result = parse_iperf3(corpus_path("iperf3", "iperf-3.6-tcp-4streams-P4-60s-mininet-duplicate-keys.json")
+                          .read_text())
     flow = result.flows[0]
     assert result.tcp_mss == 1448 and result.remote_port == 5201
     assert flow.intervals[0].bits_per_second == pytest.approx(16979382602.686094)
@@ -62,7 +65,8 @@ def test_duplicate_keys_and_per_interval_sums_of_four_streams():
 
 
 def test_old_udp_format_gives_loss_from_the_single_sum():
-    result = parse_iperf3(corpus_path("iperf3", "iperf-3.1.3-udp-10000-blocks-1000M-0.69pct-loss-arch.json").read_text())
+    result = parse_iperf3(corpus_path("iperf3", "iperf-3.1.3-udp-10000-blocks-1000M-0.69pct-loss-arch.json")
+                          .read_text())
     assert result.flows[0].received.lost_percent == pytest.approx(0.690276)
     assert result.flows[0].received.jitter_ms == pytest.approx(0.092)
 
@@ -77,14 +81,16 @@ GOOD = corpus_path("iperf3", "openwisp-iperf-3.9-tcp-1stream-loopback-client.jso
 
 def test_trailing_error_line_after_the_document_is_kept():
     # issue #1143: the client prints a non-JSON error line after a complete document
-    result = parse_iperf3("warning: noise before\n" + GOOD + "iperf3: error - unable to send control message: Broken pipe\n")
+    broken = "iperf3: error - unable to send control message: Broken pipe\n"
+    result = parse_iperf3("warning: noise before\n" + GOOD + broken)
     assert result.trailing == "iperf3: error - unable to send control message: Broken pipe"
     assert result.flows and result.failure is None
 
 
 def test_error_key_with_empty_end_is_a_failure_not_a_parse_error():
     # the server-side document of issue #1143
-    text = '{\n"start": {"connected": []},\n"intervals": [],\n"end": {\n},\n"error": "error - select failed: Bad file descriptor"\n}\n'
+    text = ('{\n"start": {"connected": []},\n"intervals": [],\n"end": {\n},\n'
+            '"error": "error - select failed: Bad file descriptor"\n}\n')
     result = parse_iperf3(text)
     assert result.flows == () and result.failure == "error - select failed: Bad file descriptor"
 
@@ -128,3 +134,20 @@ def test_real_iperf3_bidir_on_loopback(tmp_path):
     assert result.bidir and [flow.client_sends for flow in result.flows] == [True, False]
     assert all(flow.bits_per_second > 0 and flow.intervals for flow in result.flows)
     assert result.protocol == "TCP" and result.cpu is not None
+
+
+def test_bidir_of_3_7_to_3_10_repeats_the_sum_keys_for_the_reverse_flow():
+    """Synthetic, in the layout esnet/iperf#952 shows for iperf 3.7 --bidir -J (no `bidir` flag, no
+    `*_bidir_reverse` keys: `sum`, `sum_sent`, `sum_received` twice); json.loads kept only the second, the
+    server's flow, and called it the client's."""
+    def total(bps: float, **extra: object) -> str:
+        fields = {"start": 0, "end": 10, "seconds": 10, "bytes": int(bps * 10 / 8), "bits_per_second": bps, **extra}
+        return "{" + ", ".join(f'"{k}": {json.dumps(v)}' for k, v in fields.items()) + "}"
+    text = ('{"start": {"version": "iperf 3.7", "test_start": {"protocol": "TCP", "num_streams": 1, "reverse": 0}},'
+            f' "intervals": [{{"streams": [], "sum": {total(9.4e8, sender=True)}, "sum": {total(3.1e8)}}}],'
+            f' "end": {{"streams": [], "sum_sent": {total(9.4e8, retransmits=7)}, "sum_received": {total(9.3e8)},'
+            f' "sum_sent": {total(3.2e8, retransmits=0)}, "sum_received": {total(3.1e8)}}}}}\n')
+    result = parse_iperf3(text)
+    assert result.bidir
+    assert [(f.client_sends, f.bits_per_second, f.retransmits, len(f.intervals)) for f in result.flows] == [
+        (True, 9.3e8, 7, 1), (False, 3.1e8, 0, 1)]

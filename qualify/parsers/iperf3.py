@@ -2,7 +2,9 @@
 
 Formats handled: 3.1 (no `sender` flags, UDP totals only in `end.sum`), 3.6 (duplicate keys in
 `start` with -P: the last one wins, as in json.load), 3.7+ (`sender` flags, `sum_sent`/`sum_received`
-for UDP too), `--bidir` (`sum_bidir_reverse`, `*_bidir_reverse` totals), a run that failed (an
+for UDP too), `--bidir` (`sum_bidir_reverse`, `*_bidir_reverse` totals; 3.7 to 3.10 wrote the reverse
+flow's `sum`, `sum_sent`, `sum_received` a second time under the same keys, esnet/iperf#952: the second
+one is read as the reverse flow, not left to overwrite the first), a run that failed (an
 `error` key, empty `end`), noise before the document and text after it (iperf3 prints
 "iperf3: error - ..." after the JSON when the control connection breaks: kept as `trailing`).
 A document cut short is a ParseError that says so.
@@ -20,6 +22,18 @@ from qualify.errors import ParseError
 SOURCE = "iperf3 -J output"
 _DOCUMENT_START = re.compile(r"^\{", re.M)  # iperf3 prints its document from column 0
 _KEYS = {"start", "intervals", "end", "error"}
+_BIDIR_TWICE = ("sum", "sum_sent", "sum_received")  # keys 3.7-3.10 repeat for the reverse flow of --bidir
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a repeated sum key is --bidir's reverse flow (3.7-3.10), other repeats: the last wins."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in _BIDIR_TWICE and key in found and f"{key}_bidir_reverse" not in found:
+            found[f"{key}_bidir_reverse"] = value
+        else:
+            found[key] = value
+    return found
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,7 @@ def _document(text: str, source: str) -> tuple[dict[str, Any], str]:
         raise ParseError(source, "no JSON object starting a line; expected the output of `iperf3 -J`")
     begin = opening.start()
     try:
-        document, stop = json.JSONDecoder().raw_decode(text, begin)
+        document, stop = json.JSONDecoder(object_pairs_hook=_object).raw_decode(text, begin)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             problem = (f"the JSON document is cut short (ends at line {exc.lineno}); iperf3 was killed or its "
