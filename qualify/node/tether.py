@@ -11,8 +11,9 @@ into a session of its own): SIGTERM, SIGKILL after the grace. The same happens o
 ends by itself, what is left of it (a worker it forked) is ended too.
 
 The command's stdin is /dev/null, its signals at their defaults (whatever the caller ignored); its
-stdout and stderr are the channel's, untouched. Its exit status comes back as a shell reports it (128 + signal number when a signal ended it); 127 with
-"<tool>: No such file or directory" when it cannot be started.
+stdout and stderr are the channel's, untouched. Its exit status comes back as a shell reports it
+(128 + signal number when a signal ended it); 127 with "<tool>: No such file or directory" when it
+cannot be started.
 """
 
 from __future__ import annotations
@@ -41,11 +42,18 @@ my $lockbase = "$lockdir/node-" . ($net // 0) . "-$lockkey";
 # both). Zombies do not count. The tether leaves only once all of it is gone, SIGKILLed processes
 # stuck in I/O included (up to a bound), so a load's lock is let go only when the load has stopped.
 # POSIX.pm is not loaded: it alone would take most of the tether's start-up (1 is WNOHANG).
-# Perl's time() counts whole seconds: the limit is never early, up to a second late. SIGCHLD
-# interrupts select() (no SA_RESTART under Perl's safe signals); its timeout covers a SIGCHLD that
-# lands just before select is entered. A command whose channel is already gone is not started (a
-# load spawned just before the controller died must not begin after the next run checked). A command that ended leaving no child and no group member
-# behind needs no look through /proc.
+# While the command runs the tether sleeps in select(), woken by what it waits for: its stdin (data
+# or end-of-file) and the command's pidfd (pidfd_open, Linux 5.3+: readable once the command has
+# exited, so no race with SIGCHLD; used once, should that exit not be reapable yet, as under a
+# tracer). A SIGCHLD (a forked worker ended) or a signal to the tether interrupts select (no
+# SA_RESTART under Perl's safe signals). A signal that lands in the microsecond between Perl's check
+# and the select call is only seen at the next wake-up: every 10 s, or every second without a
+# pidfd (an older kernel: there a SIGCHLD can land in that gap too). Each wake-up costs the node
+# ~50 µs of CPU, so polling would cost more than the rest of the watch. Perl's time() counts whole
+# seconds: the limit is never early, up to a second late. A command whose channel is already gone is
+# not started (a load spawned just before the controller died must not begin after the next run
+# checked). A command that ended leaving no child and no group member behind needs no look through
+# /proc.
 _SOURCE = r"""
 use strict; use Config;
 my ($limit, $grace, $lockkey, @cmd) = @ARGV;
@@ -78,16 +86,18 @@ my ($why, $status) = ('', undef);
 $SIG{CHLD} = sub {};
 $SIG{$_} = sub { $why ||= 'signal' } for qw(TERM INT HUP);
 $SIG{PIPE} = 'IGNORE';
+my $pidfd = $prctl ? syscall(434, $pid, 0) : -1;
+my $watch = $tie; vec($watch, $pidfd, 1) = 1 if $pidfd >= 0;
 sub reap { while ((my $k = waitpid(-1, 1)) > 0) { $status = $? if $k == $pid } }
 my $until = $limit > 0 ? time() + int($limit + 0.999) + 1 : 0;
 while (1) {
   reap();
   last if defined $status || $why;
-  if ($until && time() >= $until) { $why = 'timeout'; last }
-  if (select(my $ready = $tie, undef, undef, 0.25) > 0) {
-    my $got = sysread(STDIN, my $buffer, 4096);
-    $why = 'channel' if !$got;
-  }
+  my $wait = $pidfd < 0 ? 1 : 10;
+  if ($until) { my $left = $until - time(); if ($left <= 0) { $why = 'timeout'; last } $wait = $left if $left < $wait }
+  next if select(my $ready = $watch, undef, undef, $wait) <= 0;
+  $why = 'channel' if vec($ready, 0, 1) && !sysread(STDIN, my $buffer, 4096);
+  ($pidfd, $watch) = (-1, $tie) if $pidfd >= 0 && vec($ready, $pidfd, 1);
 }
 sub left {
   my (%parent, %live, %below);
@@ -108,7 +118,10 @@ sub left {
   return grep { $live{$_} } keys %below;
 }
 sub signal_all { my $sig = shift; kill($sig, -$pid); my @left = left(); kill($sig, @left) if @left; }
-sub wait_left { my $end = time() + shift; while (left() && time() <= $end) { reap(); select(undef, undef, undef, 0.05) } }
+sub wait_left {
+  my $end = time() + shift;
+  while (left() && time() <= $end) { reap(); select(undef, undef, undef, 0.05) }
+}
 reap();
 my $clean = defined $status && $prctl && !kill(0, -$pid) && waitpid(-1, 1) == -1;
 if (!$clean && (!defined $status || left())) {
