@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from corpus import corpus_path
+from corpus import corpus_path, parse_error
 from qualify.errors import ParseError
 from qualify.parsers.cpuinfo import (
     cpuid_signature,
@@ -127,10 +127,8 @@ def test_decimal_microcode_of_old_kernels():
     ("processor\t: first\n", "'processor' should be a number"),
 ])
 def test_garbage_raises_parse_error_naming_the_source(text, problem):
-    with pytest.raises(ParseError) as caught:
-        parse_cpuinfo(text, source="pve2:/proc/cpuinfo")
-    assert caught.value.source == "pve2:/proc/cpuinfo"
-    assert problem in caught.value.problem
+    assert parse_error(lambda t: parse_cpuinfo(t, source="pve2:/proc/cpuinfo"), text, problem).source == \
+        "pve2:/proc/cpuinfo"
 
 
 @pytest.mark.parametrize("family, model, stepping, signature, filename", [

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from corpus import corpus_path
+from corpus import corpus_path, parse_error
 from qualify.errors import ParseError
 from qualify.parsers.ethtool import (
     DriverInfo,
@@ -129,10 +129,8 @@ def test_header_only():
     (TAB_INDENTED + TAB_INDENTED.replace("enp1s0f0", "enp1s0f1"), "settings of enp1s0f0 and enp1s0f1"),
 ])
 def test_link_garbage(text, problem):
-    with pytest.raises(ParseError) as caught:
-        parse_ethtool_link(text, source="ethtool enp1s0f0 on pve2")
-    assert caught.value.source == "ethtool enp1s0f0 on pve2"
-    assert problem in caught.value.problem
+    error = parse_error(lambda t: parse_ethtool_link(t, source="ethtool enp1s0f0 on pve2"), text, problem)
+    assert error.source == "ethtool enp1s0f0 on pve2"
 
 
 def test_driver_info_alone_and_with_missing_lines():
@@ -148,9 +146,8 @@ def test_driver_info_alone_and_with_missing_lines():
     ("driver: ixgbe\nsupports-test: sometimes\n", "'supports-test: sometimes', expected yes/no"),
 ])
 def test_driver_info_garbage(text, problem):
-    with pytest.raises(ParseError) as caught:
-        parse_ethtool_driver_info(text, source="ethtool -i eth0")
-    assert problem in caught.value.problem
+    assert parse_error(lambda t: parse_ethtool_driver_info(t, source="ethtool -i eth0"), text, problem).source == \
+        "ethtool -i eth0"
 
 
 # ---------------------------------------------------------------- ethtool -S
@@ -158,7 +155,7 @@ def test_driver_info_garbage(text, problem):
 def test_statistics_after_driver_info_in_the_same_capture():
     stats = parse_ethtool_statistics(corpus_path("ethtool", "ixgbe-x520-da2-i-and-S-head.txt").read_text())
     assert len(stats.counters) == 47
-    assert (stats.counters["tx_pkts_nic"], stats.counters["lsc_int"], stats.counters["alloc_rx_page"]) == (160006, 36, 2044)
+    assert [stats.counters[k] for k in ("tx_pkts_nic", "lsc_int", "alloc_rx_page")] == [160006, 36, 2044]
     assert stats.counters["rx_crc_errors"] == 0 and stats.counters["rx_no_dma_resources"] == 0
 
 
@@ -256,6 +253,4 @@ def test_module_without_diagnostics():
     ("\tIdentifier : 0x03 (SFP)\n\tModule temperature : hot\n", "'hot': expected a value in degrees C"),
 ])
 def test_module_garbage(text, problem):
-    with pytest.raises(ParseError, match=problem) as caught:
-        parse_ethtool_module(text)
-    assert "ethtool -m" in str(caught.value)
+    assert "ethtool -m" in str(parse_error(parse_ethtool_module, text, problem))

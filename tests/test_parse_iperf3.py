@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from corpus import corpus_path
+from corpus import corpus_path, parse_error
 from qualify.errors import ParseError
 from qualify.parsers.iperf3 import parse_iperf3
 
@@ -109,9 +109,7 @@ def test_document_cut_short_says_so():
     ('{"start": {}, "intervals": "x", "end": {}}\n', "'intervals' is not a list"),
 ])
 def test_garbage_names_the_tool_and_the_problem(text, problem):
-    with pytest.raises(ParseError, match=problem) as caught:
-        parse_iperf3(text)
-    assert "iperf3" in str(caught.value)
+    assert "iperf3" in str(parse_error(parse_iperf3, text, problem))
 
 
 def test_real_iperf3_bidir_on_loopback(tmp_path):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from corpus import corpus_path
+from corpus import corpus_path, parse_error
 from qualify.errors import ParseError
 from qualify.parsers.nvme import (
     LbaFormat,
@@ -21,6 +21,11 @@ from qualify.parsers.nvme import (
     parse_nvme_smart_log,
 )
 
+# netdata's smart-log fixture, and the same log with its numbers written as floats and as strings
+NETDATA_SMART_LOG = NvmeSmartLog(
+    critical_warning=0, temperature_c=37, available_spare=100, available_spare_threshold=5, percentage_used=2,
+    data_units_written=136157684, power_on_hours=4974, unsafe_shutdowns=39, media_errors=0,
+    error_log_entries=110, warning_temperature_minutes=0, critical_temperature_minutes=0)
 EXPECTED = {
     "id-ctrl-samsung-pm983-mz1lb960-nvmecli1x.json": NvmeController(
         model="Unknown MZ1LB960HAJQ-000FB", serial="S43ANA0M405593", firmware="EDA76F2Q",
@@ -30,23 +35,14 @@ EXPECTED = {
     "list-ocp-autoval-nvmecli1x.json": [NvmeListEntry(
         device_path="/dev/nvme0n1", serial="Sxxxxx", model="Unknown", firmware="X123", namespace=None,
         physical_size_bytes=512110190592, sector_size=4096)],
-    "smart-log-netdata-fixture.json": NvmeSmartLog(
-        critical_warning=0, temperature_c=37, available_spare=100, available_spare_threshold=5, percentage_used=2,
-        data_units_written=136157684, power_on_hours=4974, unsafe_shutdowns=39, media_errors=0,
-        error_log_entries=110, warning_temperature_minutes=0, critical_temperature_minutes=0),
+    "smart-log-netdata-fixture.json": NETDATA_SMART_LOG,
     "smart-log-ocp-autoval-nvmecli1x.json": NvmeSmartLog(
         critical_warning=0, temperature_c=33, available_spare=100, available_spare_threshold=10, percentage_used=0,
         data_units_written=47217872, power_on_hours=1244, unsafe_shutdowns=52, media_errors=0,
         error_log_entries=0, warning_temperature_minutes=0, critical_temperature_minutes=0),
     # the same log as numbers written as floats ("temperature": 310.0) and as strings ("310"), as nvme-cli builds do
-    "smart-log-netdata-float-values.json": NvmeSmartLog(
-        critical_warning=0, temperature_c=37, available_spare=100, available_spare_threshold=5, percentage_used=2,
-        data_units_written=136157684, power_on_hours=4974, unsafe_shutdowns=39, media_errors=0,
-        error_log_entries=110, warning_temperature_minutes=0, critical_temperature_minutes=0),
-    "smart-log-netdata-string-values.json": NvmeSmartLog(
-        critical_warning=0, temperature_c=37, available_spare=100, available_spare_threshold=5, percentage_used=2,
-        data_units_written=136157684, power_on_hours=4974, unsafe_shutdowns=39, media_errors=0,
-        error_log_entries=110, warning_temperature_minutes=0, critical_temperature_minutes=0),
+    "smart-log-netdata-float-values.json": NETDATA_SMART_LOG,
+    "smart-log-netdata-string-values.json": NETDATA_SMART_LOG,
     "list-netdata-empty-devices.json": [],
     # was: physical size -2147483648 (nvme-cli 2.x int32 overflow on an 8 TB drive)
     "list-intel-p4510-8tb-nvmecli2x-negative-int32-overflow.json": [NvmeListEntry(
@@ -92,9 +88,7 @@ def test_nvme_cli_2_spellings_and_string_counters():
     ('{"temperature": 300}', "'critical_warning'"),
 ])
 def test_bad_smart_log_names_the_tool(text, problem):
-    with pytest.raises(ParseError, match="nvme smart-log") as err:
-        parse_nvme_smart_log(text)
-    assert problem in str(err.value)
+    assert "nvme smart-log" in str(parse_error(parse_nvme_smart_log, text, problem))
 
 
 @pytest.mark.parametrize("warning, value", [

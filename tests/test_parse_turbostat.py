@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corpus import corpus_path
-from qualify.errors import ParseError
+from corpus import corpus_path, parse_error
 from qualify.parsers.turbostat import parse_turbostat
 
 # file -> (interval seconds, CPU rows, package C-states of the summary, package watts, last CPU's C-state column)
@@ -76,7 +75,8 @@ def test_names_run_together_that_cannot_be_split_keep_the_short_rows():
     text = corpus_path("turbostat", XEON).read_text().replace("PKG_%\tRAM_%", "PKG_%RAM_%x", 1)
     [interval] = parse_turbostat(text)
     assert interval.summary is None
-    assert interval.rejected == ("line 3 has 28 columns, the header only 27", "line 4 has 28 columns, the header only 27")
+    assert interval.rejected == ("line 3 has 28 columns, the header only 27",
+                                 "line 4 has 28 columns, the header only 27")
     # rows that stop before the package columns (other cores, siblings) still fit the header
     assert [row.cpu for row in interval.cpus] == ["64", "8", "72", "16", "80", "24"]
 
@@ -102,9 +102,7 @@ def test_several_intervals_and_a_wrapped_commands_output():
     ("[1, 2", "not a list of lines"),
 ])
 def test_garbage_names_the_tool(text, problem):
-    with pytest.raises(ParseError, match=problem) as err:
-        parse_turbostat(text, "turbostat on pve2")
-    assert "turbostat on pve2" in str(err.value)
+    assert "turbostat on pve2" in str(parse_error(lambda t: parse_turbostat(t, "turbostat on pve2"), text, problem))
 
 
 def test_run_together_header_of_a_real_turbostat_keeps_every_column():
