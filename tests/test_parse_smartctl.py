@@ -119,6 +119,11 @@ EXPECTED = {
     "sata-hdd-seagate-st3000vx000-smartctl-brief-format-TEXT-excerpt.txt": dict(
         protocol="ATA", model="ST3000VX000-1ES166", solid_state=False, reallocated_sectors=0, pending_sectors=0,
         offline_uncorrectable=0, power_on_hours=19717, temperature_c=36, capacity_bytes=3000592982016),
+    # smartctl 6.6 -A with a locale grouping digits by spaces ("907 832 [464 GB]"): the whole number is read
+    "nvme-smartctl66-A-space-thousands-separators-debian-TEXT-excerpt.txt": dict(
+        protocol="NVMe", critical_warning=0, temperature_c=28, available_spare=100, available_spare_threshold=10,
+        percentage_used=0, media_errors=0, error_log_entries=0, unsafe_shutdowns=3, power_on_hours=403,
+        data_written_bytes=907832 * NVME_DATA_UNIT_BYTES, error_log_statuses=None),
     "nvme-smart-block-swiss-apostrophe-separators-TEXT-excerpt.txt": dict(  # real de_CH "’" grouping
         protocol="NVMe", power_on_hours=9025, data_written_bytes=28604965 * NVME_DATA_UNIT_BYTES, percentage_used=3,
         temperature_c=43, smart_passed=None),
