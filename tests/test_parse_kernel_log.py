@@ -33,6 +33,9 @@ EXPECTED = {
     "rcu-expedited-stall-then-self-detected-stall-6.5-indented.txt": {("rcu_stall", "critical"): 2},
     # the OOM killer was no event at all; one per kill, its victim the subject
     "oom-kill-global-constraint-none-reaper-printk-caller-5.6-excerpt.txt": {("oom_kill", "warning"): 1},
+    # neither the NMI the platform calls a PCI hardware problem nor die()'s "divide error: 0000 [#1]" was an event
+    "nmi-unknown-reason-pci-hardware-problem-then-divide-error-oops-2.6.32-proliant.txt": {
+        ("nmi", "warning"): 1, ("nmi", "error"): 1, ("oops", "critical"): 1},
     "zen-smca-umc-cecc-deferred-uecc-ls-poison-consumed-dmesg-homelab-doc.txt": {
         ("mce", "warning"): 3, ("memory_corrected", "warning"): 1, ("mce", "critical"): 3,
         ("memory_uncorrected", "critical"): 1, ("memory_poisoned", "critical"): 3},

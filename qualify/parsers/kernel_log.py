@@ -109,6 +109,11 @@ _RULES: tuple[_Rule, ...] = (
     _rule("aer_corrected", "warning", r"PCIe Bus Error: severity=Correct(?:ed|able)"),
     # "NETDEV WATCHDOG: eth2 (igb): transmit queue 5 timed out",
     # "eth4: NETDEV WATCHDOG: CPU: 3: transmit queue 0 timed out 5010 ms"
+    # An NMI the kernel could not attribute: "Uhhuh. NMI received for unknown reason b1 on CPU 0." (often perf on
+    # AMD: a warning); with the platform's word that it is hardware (PCI SERR, IOCHK): an error.
+    _rule("nmi", "error", r"You have some hardware problem, likely on the PCI bus|NMI: PCI system error \(SERR\)|"
+                          r"NMI: IOCK error"),
+    _rule("nmi", "warning", r"NMI received for unknown reason"),
     _rule("netdev_watchdog", "error", r"NETDEV WATCHDOG: .*transmit queue \d+ timed out"),
     # Intel NICs whose transmit ring stopped (the driver then resets the adapter): e1000e "eth0: Detected Hardware
     # Unit Hang:", e1000/igb/ixgbe "Detected Tx Unit Hang"; the register dump lines after it are detail.
@@ -153,8 +158,10 @@ _RULES: tuple[_Rule, ...] = (
     # "I/O error, dev sda, sector 123" (block layer),
     # "nvme0n1: Read(0x2) @ LBA 1310720, 256 blocks, ... (sct 0x2 / sc 0x81)"
     _rule("io_error", "error", r"\bI/O error, dev \S+|Buffer I/O error on dev|nvme\d+n\d+: .*@ LBA \d+, \d+ blocks, "),
+    # die()'s header names the trap with the oops counter: "divide error: 0000 [#1] SMP", "invalid opcode: 0000 [#1]"
     _rule("oops", "critical", r"\bOops: |general protection fault|BUG: unable to handle|"
-                              r"BUG: kernel NULL pointer dereference|kernel BUG at "),
+                              r"BUG: kernel NULL pointer dereference|kernel BUG at |"
+                              r"^[a-z][a-z ]*: [0-9a-f]{4} \[#\d+\]"),
     _rule("bug", "error", r"\bBUG: "),
     # "WARNING: CPU: 6 PID: 0 at net/sched/sch_generic.c:264 dev_watchdog+0x154/0x20a()"
     _rule("warning", "warning", r"^WARNING: (?:CPU: \d+ PID: \d+ at|at )"),
