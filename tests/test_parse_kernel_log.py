@@ -73,6 +73,11 @@ EXPECTED = {
                                                              ("fs_warning", "warning"): 8},
     "ext4-error-find-entry-io-superblock-dmesg.txt": {("fs_error", "error"): 10, ("io_error", "error"): 1},
     "ghes-corrected-memory-fru-text-syslog-proxmox.txt": {("memory_corrected", "warning"): 1},
+    # GHES PCIe sections (firmware-first AER): one event per record, the port's device_id its subject (the
+    # fru_text "PcieError" named every port alike before); the AER status lines after a record are detail
+    "ghes-corrected-pcie-root-port-fru-pcieerror-epyc-syslog.txt": {("aer_corrected", "warning"): 2},
+    "ghes-recoverable-pcie-root-port-acsviol-device-recovery-failed-ice-dmesg.txt": {
+        ("aer_uncorrected", "error"): 2, ("aer_uncorrected", "critical"): 1},
     "ghes-recoverable-memory-already-poisoned-iso-syslog.txt": {("memory_uncorrected", "error"): 1,
                                                                 ("memory_poisoned", "critical"): 1},
     "ghes-recoverable-multibit-dimm-not-present-syslog.txt": {("memory_uncorrected", "error"): 1},
@@ -402,3 +407,8 @@ def test_an_oom_kill_names_its_victim():
     text = corpus_path("kernel-log", "oom-kill-global-constraint-none-reaper-printk-caller-5.6-excerpt.txt")
     [event] = parse_kernel_log(text.read_text())
     assert (event.kind, event.subject, event.stamp) == ("oom_kill", "normal-priority", "1630.161867")
+
+
+def test_a_ghes_pcie_record_is_about_its_device_not_its_fru_label():
+    text = corpus_path("kernel-log", "ghes-corrected-pcie-root-port-fru-pcieerror-epyc-syslog.txt").read_text()
+    assert {(e.subject, e.reason) for e in parse_kernel_log(text)} == {("0000:60:03.1", "PCIe error")}

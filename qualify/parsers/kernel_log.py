@@ -498,8 +498,10 @@ def _ghes_event(lines: list[tuple[str | None, str]]) -> KernelEvent:
     else:
         kind = "hardware_error"
     location = fields.get("DIMM location") or fields.get("fru_text") or fields.get("device_id")
-    subject = fields.get("fru_text") or fields.get("DIMM location") or fields.get("device_id") \
-        or fields.get("physical_address")
+    # A memory section's fru_text names the DIMM; a PCIe section's is a label ("PcieError"): its device_id is
+    # the port or device at fault.
+    subject = (fields.get("device_id") if pcie and not memory else None) or fields.get("fru_text") \
+        or fields.get("DIMM location") or fields.get("device_id") or fields.get("physical_address")
     words = [f"APEI/GHES hardware error, event severity: {severity_word}"]
     words += [f"section_type: {', '.join(dict.fromkeys(sections))}"] if sections else []
     words += [f"{key}: {fields[key]}" for key in ("fru_text", "DIMM location", "device_id", "error_type")
