@@ -35,6 +35,7 @@ ANY_DRIVE = StorageDrive(wwn="5002538e00000000")
 CORPUS_VERDICTS = {
     'nvme-intel-optane-mempek1w032ga-nvme-lt-1.2-spare-thresh-0-smartctl73-json.json': 'accept',
     'nvme-smart-block-swiss-apostrophe-separators-TEXT-excerpt.txt': "unknown: the drive's own SMART assessment passed could not be checked",
+    'nvme-smartctl66-A-space-thousands-separators-debian-TEXT-excerpt.txt': "unknown: the drive's own SMART assessment passed could not be checked",
     'nvme-smart-section-3-temp-sensors-4804-error-log-entries-TEXT-excerpt.txt': 'accept',
     'sas-hdd-hgst-4tb-smartctl73-corrected-errors-json.json': 'accept',
     'sas-hdd-seagate-smartctl66-A-factory-hours-powered-up-TEXT-excerpt.txt': "unknown: the drive's own SMART assessment passed, uncorrected read/write/verify errors could not be checked",
