@@ -8,6 +8,7 @@ import pytest
 
 from corpus import corpus_path, parse_error
 from qualify.errors import ParseError
+from qualify.parsers.cpu_topology import parse_cpulist
 from qualify.parsers.cpuinfo import (
     cpuid_signature,
     intel_ucode_filename,
@@ -185,3 +186,10 @@ def test_sysfs_hex_values():
 def test_sysfs_hex_garbage(text):
     with pytest.raises(ParseError, match=r"cannot parse cpu0/microcode/version: expected one hexadecimal"):
         parse_hex_value(text, "cpu0/microcode/version")
+
+
+@pytest.mark.parametrize("text, problem", [("0-x", "expected a CPU list like 0-3,8"), ("7-3", "impossible CPU range")])
+def test_a_bad_cpulist_is_a_parse_error_naming_the_file(text, problem):
+    """It was a TypeError (ParseError called with one argument): a traceback instead of the file's name."""
+    error = parse_error(lambda t: parse_cpulist(t, "pve2:/sys/devices/system/cpu/online"), text, problem)
+    assert error.source == "pve2:/sys/devices/system/cpu/online"

@@ -22,9 +22,9 @@ def parse_cpulist(text: str, source: str = "cpulist") -> list[int]:
         try:
             low, high = int(first), int(last) if sep else int(first)
         except ValueError:
-            raise ParseError(f"{source}: expected a CPU list like 0-3,8, got {text.strip()!r}") from None
+            raise ParseError(source, f"expected a CPU list like 0-3,8, got {text.strip()!r}") from None
         if high < low or high - low > 65536:
-            raise ParseError(f"{source}: impossible CPU range {part!r}")
+            raise ParseError(source, f"impossible CPU range {part!r}")
         cpus.extend(range(low, high + 1))
     return sorted(set(cpus))
 

@@ -56,7 +56,7 @@ class PciDevice:
         Only this end's capability is known here; the other end may cap the link legitimately (a gen-3
         drive in a gen-2 slot) — qualify.parsers.pci_sysfs compares both ends.
         """
-        if self.link_capability is None or not self.link_up:
+        if self.link_capability is None or self.link_status is None or not self.link_up:
             return False
         return (self.link_status.speed_gts < self.link_capability.speed_gts
                 or self.link_status.width < self.link_capability.width)

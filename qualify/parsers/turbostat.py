@@ -156,7 +156,7 @@ def _row(header: list[str], fields: list[str], number: int) -> TurbostatRow:
         raise ValueError(f"line {number} has {len(fields)} columns, the header only {len(header)}")
     values: dict[str, float] = {}
     cpu = "-"
-    for name, field in zip(header, fields):
+    for name, field in zip(header, fields, strict=False):  # HT-sibling rows stop before the package columns
         if name == "CPU":
             cpu = field
         if name in _TOPOLOGY or field == "-":
