@@ -99,12 +99,13 @@ def test_rapl_energy_wrap_around_gives_watts_not_a_negative_spike(tmp_path):
     max_range = 262143328850
     energy = _rapl_tree(tmp_path, max_range - 1_000_000, max_range)
     sources, _ = sampler.discover(str(tmp_path / "sys"), str(tmp_path / "proc"))
-    assert sampler.sample(sources, 100.0)[0] == {}   # the first reading only sets the baseline
-    _rewrite(energy, "4000000\n")                    # wrapped: 1 J before the wrap + 4 J after
-    values, _ = sampler.sample(sources, 102.0)
+    decoder = sampler.Decoder(sampler.header(sources, []))  # the controller's side keeps the previous pass
+    assert sampler.sample(sources, 100.0, decoder)[0] == {}   # the first reading only sets the baseline
+    _rewrite(energy, "4000000\n")                             # wrapped: 1 J before the wrap + 4 J after
+    values, _ = sampler.sample(sources, 102.0, decoder)
     assert values == {"rapl:package-0": pytest.approx(2.5)}
     _rewrite(energy, "10000000\n")
-    assert sampler.sample(sources, 103.0)[0] == {"rapl:package-0": pytest.approx(6.0)}
+    assert sampler.sample(sources, 103.0, decoder)[0] == {"rapl:package-0": pytest.approx(6.0)}
 
 
 def _local(tmp_path: Path, tree: Path, interval: float = 0.1, **telemetry):
@@ -234,11 +235,41 @@ def test_each_check_reads_its_own_stream_and_older_runs_the_shared_one(tmp_path)
 def test_the_sampler_sends_raw_integers_the_controller_scales(tmp_path):
     tree = tmp_path / "tree"
     build_node_tree(tree, NodeSpec(sensors=True))
+    for name in ("stat", "loadavg"):  # this machine's own
+        (tree / "proc" / name).write_bytes(Path(f"/proc/{name}").read_bytes())
     sources, _ = sampler.discover(str(tree / "sys"), str(tree / "proc"))
-    raw, bad = sampler.sample_raw(sources, time.monotonic())
-    names = [s.name for s in sources]
+    sampling = sampler.Pass(sources)
+    names = [s.name for s in sampling.sources]
+    tokens = sampling.tokens().decode().split(" ")
     package = names.index("temp:coretemp/Package id 0")
-    assert raw[package] == 45000 and not bad                      # millidegrees, as the kernel wrote it
-    values, unread = sampler.decode(names, sampler.scales(sources), raw, [package])
-    assert values["temp:coretemp/Package id 0"] == 45.0 and values["freq:cpu0"] == 800.0
+    assert len(tokens) == len(names) and tokens[package] == "45000"  # millidegrees, as the kernel wrote it
+    assert tokens[names.index("util:cpu")].count(",") == 7  # /proc/stat's counters: busy % is the controller's
+    tokens[package] = "?"
+    decoder = sampler.Decoder(sampler.header(sampling.sources, []))
+    values, unread = decoder(tokens, 100.0)
+    assert values["freq:cpu0"] == 800.0 and "rapl:package-0" not in values and "util:cpu" not in values  # first pass
     assert unread == ["temp:coretemp/Package id 0"]
+    assert isinstance(values["load:1m"], float)
+    counters = [int(v) for v in tokens[names.index("util:cpu")].split(",")]
+    tokens[names.index("util:cpu")] = ",".join(str(v + d) for v, d in zip(counters, (75, 0, 25, 100, 0, 0, 0, 0),
+                                                                          strict=True))
+    assert decoder(tokens, 101.0)[0]["util:cpu"] == 50.0  # half of the 200 ticks since the first pass were busy
+
+
+def test_a_pass_with_an_odd_file_reads_each_file_alone(tmp_path):
+    """Garbage with spaces, an empty file or a vanished one cannot shift the other series' tokens."""
+    tree = tmp_path / "tree"
+    build_node_tree(tree, NodeSpec(sensors=True))
+    sources, _ = sampler.discover(str(tree / "sys"), str(tree / "proc"))
+    sampling = sampler.Pass(sources)
+    names = [s.name for s in sampling.sources]
+    by_name = {s.name: s for s in sources}
+    _rewrite(Path(by_name["temp:acpitz/temp1"].path), "not a number\n")
+    _rewrite(Path(by_name["temp:coretemp/Core 0"].path), "")
+    Path(by_name["temp:coretemp/Core 4"].path).unlink()
+    sampling.recheck()
+    tokens = sampling.tokens().decode().split(" ")
+    assert len(tokens) == len(names)
+    values, unread = sampler.Decoder(sampler.header(sampling.sources, []))(tokens, 100.0)
+    assert unread == ["temp:acpitz/temp1", "temp:coretemp/Core 0", "temp:coretemp/Core 4"]
+    assert values["temp:coretemp/Package id 0"] == 45.0 and values["freq:cpu0"] == 800.0

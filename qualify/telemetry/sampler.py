@@ -3,21 +3,24 @@
     python3 -c "$(cat sampler.py)" '{"sysfs": "/sys", "procfs": "/proc", "interval": 1.0}'
 
 Discovers the node's sensors once, keeps every file open and re-reads it with os.pread (no process
-and no open() per sample), and prints one JSON line per sample on stdout:
+and no open() per sample), and prints on stdout first one JSON line, then one compact line per interval:
 
     {"series": {"temp:coretemp/Package id 0": "C", ...}, "order": [...], "scale": {...},
      "power_limits": {"rapl:package-0": 45.0}}                     first line: what will be sampled
-    {"seq":0,"t":1764500000.123,"r":[45000,null,...],"bad":[3]}    then one line per interval
+    0 1764500000.123 45000 38000 ? 2800000 ... 12.345 3.1 0.05     then: seq, node time, one token per series
 
-Lighter on the node: each pass only preads and parses integers and writes them raw, in the header's
-order, as the kernel gave them (millidegrees, kHz, µW); the controller scales them (`decode`). Only the
-few derived series (RAPL watts, CPU busy %, load) are computed here. `t` is the node's own clock; `bad`
-lists the positions whose file vanished or held garbage in this pass (recorded, never fatal). Units after
-decoding: C, rpm, W, MHz, %, count. Counters (throttle) are cumulative.
+Lighter on the node: a pass preads the files in one comprehension and sends their text as the kernel
+wrote it (millidegrees, kHz, µW), in the header's order, joined by spaces: no parsing, no number
+formatting, no JSON; the controller parses and scales (`decode`). Only the few derived series (RAPL
+watts, CPU busy %, load) are computed here. A token `-` means nothing to send (the first reading of a
+rate), `?` a file that vanished or could not be read in this pass; a token that is not a number (a
+file holding garbage) is judged so by the controller (recorded, never fatal). `t` is the node's own
+clock. Units after decoding: C, rpm, W, MHz, %, count. Counters (throttle) are cumulative.
 """
 
 import glob
 import json
+import math
 import os
 import re
 import sys
@@ -43,7 +46,8 @@ def _sorted(pattern):
 
 
 class Source:
-    """One kernel file, kept open; value() turns its first line into the series' unit."""
+    """One kernel file, kept open, sent as the kernel wrote it (scaled by the controller). The derived
+    series' subclasses compute value() on the node."""
 
     def __init__(self, name, unit, path, scale=1.0):
         self.name, self.unit, self.path, self.scale = name, unit, path, scale
@@ -52,10 +56,6 @@ class Source:
 
     def raw(self):
         return os.pread(self.fd, 64, 0).split(b"\n", 1)[0]
-
-    def value(self, now):
-        """What this pass sends: the file's integer as the kernel wrote it (scaled by the controller)."""
-        return int(os.pread(self.fd, 64, 0))  # int() takes the bytes, newline and all
 
     def recheck(self):
         """Reopen a replaced file; raise OSError when it is gone."""
@@ -67,51 +67,35 @@ class Source:
 
 
 class Energy(Source):
-    """RAPL energy_uj turned into watts; the counter wraps at max_energy_range_uj. limit_w: the zone's
-    highest constraint_*_power_limit_uw (a reading far above it is a glitch, judged by the controller)."""
+    """RAPL energy_uj (µJ), sent as read; the controller turns it into watts (the counter wraps at
+    max_range_uj). limit_w: the zone's highest constraint_*_power_limit_uw (a reading far above it is a
+    glitch, judged by the controller)."""
 
     def __init__(self, name, path, max_range_uj, limit_w=None):
         super().__init__(name, "W", path)
         self.max_range_uj = max_range_uj
         self.limit_w = limit_w
-        self.last = None
-
-    def value(self, now):
-        energy = int(self.raw())
-        last, self.last = self.last, (energy, now)
-        if last is None or now <= last[1]:
-            return None
-        delta = energy - last[0]
-        if delta < 0:
-            delta += self.max_range_uj
-        return round(delta / 1e6 / (now - last[1]), 3)
 
 
 class CpuBusy(Source):
-    """Busy share of all CPUs from the first line of /proc/stat, between two passes."""
+    """The first line of /proc/stat: its eight counters, joined by commas; the controller turns two
+    passes into the busy share of all CPUs."""
 
     def __init__(self, name, path):
         super().__init__(name, "%", path)
-        self.last = None
 
-    def raw(self):
-        return os.pread(self.fd, 512, 0).split(b"\n", 1)[0]
-
-    def value(self, now):
-        fields = [int(x) for x in self.raw().split()[1:9]]
-        idle, total = fields[3] + fields[4], sum(fields)
-        last, self.last = self.last, (idle, total)
-        if last is None or total <= last[1]:
-            return None
-        return round(100.0 * (1 - (idle - last[0]) / (total - last[1])), 1)
+    def token(self):
+        return b",".join(os.pread(self.fd, 512, 0).split(b"\n", 1)[0].split()[1:9])
 
 
 class Load(Source):
+    """The first field of /proc/loadavg."""
+
     def __init__(self, name, path):
         super().__init__(name, "", path)
 
-    def value(self, now):
-        return float(self.raw().split()[0])
+    def token(self):
+        return os.pread(self.fd, 64, 0).split(None, 1)[0]
 
 
 def _unique(names, name):
@@ -191,71 +175,153 @@ def discover(sysfs, procfs):
     return sources, unreadable
 
 
-def sample_raw(sources, now):
-    """(one value per source in order, None where nothing to send; positions that could not be read)."""
-    values, bad = [], []
-    for index, source in enumerate(sources):
+UNREAD = b"?"  # the token of a file that could not be read in this pass
+
+
+class Pass:
+    """Sampling passes over the sources, each as a line of tokens: first the plain files (all but the
+    two of /proc), read by one comprehension and sent as read - their texts joined by spaces are the
+    line, once the newlines are gone - then the first fields of /proc/stat and /proc/loadavg."""
+
+    def __init__(self, sources):
+        self.plain = [s for s in sources if not hasattr(s, "token")]
+        self.fields = [s for s in sources if hasattr(s, "token")]
+        self.sources = self.plain + self.fields  # the order of the tokens
+        self.fds = [s.fd for s in self.plain]
+        self.gone = set()  # positions whose file vanished: unread until a recheck finds them again
+
+    def tokens(self):
+        """The pass's tokens as one bytes line (without the newline)."""
+        pread, count = os.pread, len(self.fds)
         try:
-            values.append(source.value(now))
-        except (OSError, ValueError, IndexError):
-            values.append(None)
-            bad.append(index)
-    return values, bad
+            text = b" ".join([pread(fd, 64, 0) for fd in self.fds])
+        except OSError:
+            text = None
+        if text is None or text.count(b"\n") != count or text.count(b" ") != count - 1 or self.gone:
+            text = b" ".join(self._careful())  # an unreadable, empty or odd file: one by one
+        else:
+            text = text.replace(b"\n", b"")
+        return b" ".join(([text] if count else []) + [self._field(i, s) for i, s in enumerate(self.fields, count)])
+
+    def _careful(self):
+        for index, fd in enumerate(self.fds):
+            try:
+                words = [] if index in self.gone else os.pread(fd, 64, 0).split(None, 1)
+            except OSError:
+                words = []
+            yield words[0] if words else UNREAD
+
+    def _field(self, index, source):
+        try:
+            return UNREAD if index in self.gone else source.token() or UNREAD
+        except (OSError, IndexError):
+            return UNREAD
+
+    def recheck(self):
+        """Reopen replaced files; note the vanished ones."""
+        self.gone = set()
+        for index, source in enumerate(self.sources):
+            try:
+                source.recheck()
+            except OSError:
+                self.gone.add(index)
+        self.fds = [s.fd for s in self.plain]
 
 
-def decode(names, scales, values, bad=()):
-    """The controller's side of a pass: {series: value in its unit}, [names not read]."""
-    out = {}
-    for name, value in zip(names, values):  # noqa: B905 — the node's python3 may predate strict=
-        if value is not None:
-            scale = scales.get(name)
-            out[name] = round(value * scale, 3) if scale else (round(value, 3) if isinstance(value, float) else value)
-    return out, [names[i] for i in bad]
+def header(sources, unreadable):
+    """The first line: what will be sampled, in the order of the tokens, and how the controller decodes it."""
+    return {"series": {s.name: s.unit for s in sources}, "order": [s.name for s in sources],
+            "scale": scales(sources), "unreadable": unreadable,
+            "power_limits": {s.name: s.limit_w for s in sources if getattr(s, "limit_w", None)},
+            "energy_wrap_uj": {s.name: s.max_range_uj for s in sources if isinstance(s, Energy)},
+            "cpu_busy": [s.name for s in sources if isinstance(s, CpuBusy)]}
 
 
-def sample(sources, now):
-    """One pass decoded at once (tests, benchmarks)."""
-    values, bad = sample_raw(sources, now)
-    return decode([s.name for s in sources], scales(sources), values, bad)
+class Decoder:
+    """The controller's side: one pass's tokens -> ({series: value in its unit}, [names not read]).
+    Keeps the previous pass of the rates (RAPL watts, CPU busy %): their first pass has no value."""
+
+    def __init__(self, header):
+        self.names = list(header.get("order") or header.get("series", {}))
+        self.scales = dict(header.get("scale") or {})
+        self.wrap = dict(header.get("energy_wrap_uj") or {})
+        self.cpu = set(header.get("cpu_busy") or ())
+        self.last = {}  # rate series -> (counter(s), node monotonic time) of its previous good reading
+
+    def __call__(self, tokens, now):
+        out, bad = {}, []
+        for name, token in zip(self.names, tokens):  # noqa: B905 — the node's python3 may predate strict=
+            try:
+                if name in self.cpu:
+                    value = self._busy(name, [int(x) for x in token.split(",")], now)
+                elif name in self.wrap:
+                    value = self._watts(name, int(token), now)
+                else:
+                    value = _number(token)
+            except (ValueError, IndexError):
+                bad.append(name)  # "?", garbage
+                continue
+            if value is not None:
+                scale = self.scales.get(name)
+                out[name] = round(value * scale, 3) if scale else value
+        return out, bad
+
+    def _watts(self, name, energy, now):
+        last, self.last[name] = self.last.get(name), (energy, now)
+        if last is None or now <= last[1]:
+            return None
+        delta = energy - last[0]
+        if delta < 0:
+            delta += self.wrap[name]
+        return round(delta / 1e6 / (now - last[1]), 3)
+
+    def _busy(self, name, fields, now):
+        if len(fields) != 8:
+            raise ValueError(name)
+        idle, total = fields[3] + fields[4], sum(fields)
+        last, self.last[name] = self.last.get(name), (idle, total)
+        if last is None or total <= last[1]:
+            return None
+        return round(100.0 * (1 - (idle - last[0]) / (total - last[1])), 1)
+
+
+def _number(token):
+    """An integer as the kernel wrote it, or a decimal (load); anything else is a ValueError."""
+    try:
+        return int(token)
+    except ValueError:
+        value = float(token)
+        if not math.isfinite(value):
+            raise
+        return round(value, 3)
+
+
+def sample(sources, now, decoder=None):
+    """One pass decoded at once (tests, benchmarks); the same decoder across passes gives the rates."""
+    sampling = Pass(sources)
+    decoder = decoder or Decoder(header(sampling.sources, []))
+    return decoder(sampling.tokens().decode("utf-8", "replace").split(" "), now)
 
 
 def scales(sources):
     return {s.name: s.scale for s in sources if s.scale != 1.0}
 
 
-def _number(value):
-    return "null" if value is None else str(value)
-
-
-def recheck(sources):
-    gone = []
-    for source in sources:
-        try:
-            source.recheck()
-        except OSError:
-            gone.append(source.name)
-    return gone
-
-
 def main(argv):
     config = json.loads(argv[1])
     interval = float(config.get("interval", 1.0))
     sources, unreadable = discover(config.get("sysfs", "/sys"), config.get("procfs", "/proc"))
-    out = sys.stdout
-    limits = {s.name: s.limit_w for s in sources if getattr(s, "limit_w", None)}
-    names = [s.name for s in sources]
-    out.write(json.dumps({"series": {s.name: s.unit for s in sources}, "order": names, "scale": scales(sources),
-                          "unreadable": unreadable, "power_limits": limits}) + "\n")
+    sampling = Pass(sources)
+    out = sys.stdout.buffer
+    out.write(json.dumps(header(sampling.sources, unreadable)).encode() + b"\n")
     out.flush()
-    start, seq, gone = time.monotonic(), 0, []
-    index = {name: i for i, name in enumerate(names)}
+    start, seq = time.monotonic(), 0
     while True:
         if seq and seq % RECHECK_PASSES == 0:
-            gone = [index[name] for name in recheck(sources)]
-        values, bad = sample_raw(sources, time.monotonic())
-        bad = sorted(set(bad) | set(gone)) if gone else bad
-        line = f'{{"seq":{seq},"t":{time.time():.3f},"r":[{",".join(map(_number, values))}]'
-        out.write(f'{line},"bad":{bad}}}\n' if bad else line + "}\n")
+            sampling.recheck()
+        # seq, the node's clock and its monotonic clock (for the rates) in ns, then the tokens
+        tokens = sampling.tokens()
+        out.write(b"%d %d %d%s%s\n" % (seq, time.time_ns(), time.monotonic_ns(), b" " if tokens else b"", tokens))
         out.flush()
         seq += 1
         # Sleep to the next tick of a fixed grid; when late (a busy node), skip the missed ticks.

@@ -25,7 +25,7 @@ from qualify.node import Node
 from qualify.node.base import NodeProcess
 from qualify.profile import TelemetrySettings
 from qualify.store import JsonLines, RunStore
-from qualify.telemetry.sampler import decode
+from qualify.telemetry.sampler import Decoder
 
 SAMPLER_SOURCE = Path(__file__).with_name("sampler.py")
 STREAM = "telemetry"      # the shared stream of runs before each check had its own (and of ad-hoc sampling)
@@ -87,8 +87,7 @@ class TelemetryStream:
         self._pump = threading.Thread(target=self._read_lines, name=f"telemetry-{node.name}", daemon=True)
         self._pump.start()
         header = self._header()
-        self._order: list[str] = list(header.get("order") or header.get("series", {}))
-        self._scales: dict[str, float] = dict(header.get("scale") or {})
+        self._decode = Decoder(header)
         self.summary = TelemetrySummary(series=self._rename_series(header.get("series", {})),
                                         unreadable=list(header.get("unreadable", [])))
         limits = {new: watts for name, watts in (header.get("power_limits") or {}).items()
@@ -137,13 +136,15 @@ class TelemetryStream:
         fastest: float | None = None
         while (line := self._lines.get()) is not None:
             received = time.time()
+            parts = line.split(" ")  # seq, node time and monotonic time in ns, one token per series (sampler.py)
             try:
-                raw = json.loads(line)
-                node_time = float(raw["t"])
-                values, unread = decode(self._order, self._scales, raw["r"], raw.get("bad", ()))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+                seq, node_time, node_monotonic = int(parts[0]), round(int(parts[1]) / 1e9, 3), int(parts[2]) / 1e9
+            except (ValueError, IndexError):
                 continue  # a torn line when the sampler was stopped
-            record: dict[str, Any] = {"seq": raw.get("seq"), "t": node_time, "rx": round(received, 3),
+            if len(parts) != 3 + len(self._decode.names):
+                continue
+            values, unread = self._decode(parts[3:], node_monotonic)
+            record: dict[str, Any] = {"seq": seq, "t": node_time, "rx": round(received, 3),
                                       "v": {new: v for k, v in values.items() if (new := self._name(k)) is not None}}
             bad = [new for k in unread if (new := self._name(k)) is not None]
             if bad:
@@ -151,7 +152,7 @@ class TelemetryStream:
                 for name in bad:
                     self.summary.bad_reads[name] = self.summary.bad_reads.get(name, 0) + 1
             if previous is not None and node_time - previous > GAP_FACTOR * self.settings.interval:
-                gap = Gap(after_seq=int(raw.get("seq", 0)) - 1, node_time=previous, seconds=node_time - previous)
+                gap = Gap(after_seq=seq - 1, node_time=previous, seconds=node_time - previous)
                 self.summary.gaps.append(gap)
                 record["gap_s"] = round(gap.seconds, 3)
             delay = received - node_time  # includes the clock offset between node and controller
