@@ -47,7 +47,8 @@ def test_local_stream_stops_on_the_node(local):
 
 
 def test_failed_command_names_node_command_and_stderr(local):
-    with pytest.raises(CommandFailed, match=r"here: command exited with status 2: .*No such file.*\(command: ls /nonexistent\)"):
+    with pytest.raises(CommandFailed,
+                       match=r"here: command exited with status 2: .*No such file.*\(command: ls /nonexistent\)"):
         local.run(["ls", "/nonexistent"])
 
 

@@ -88,7 +88,8 @@ def test_kernel_messages_become_events_with_the_profiles_severities(watched):
     tree, store, watcher = watched
     with open(tree / "kernel.log", "a") as log:
         log.write("[43210.123456] watchdog: BUG: soft lockup - CPU#3 stuck for 22s! [stress-ng:4242]\n"
-                  "[43211.000001] mce: CPU2: Core temperature above threshold, cpu clock throttled (total events = 7)\n")
+                  "[43211.000001] mce: CPU2: Core temperature above threshold, cpu clock throttled "
+                  "(total events = 7)\n")
         # one device's repeated lines: one event with a count
         log.writelines(f"[43212.00000{n}] pcieport 0000:00:1c.1: PCIe Bus Error: severity=Corrected, "
                        f"type=Data Link Layer, (Transmitter ID)\n" for n in range(5))

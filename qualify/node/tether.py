@@ -47,9 +47,9 @@ my $lockbase = "$lockdir/node-" . ($net // 0) . "-$lockkey";
 # exited, so no race with SIGCHLD; used once, should that exit not be reapable yet, as under a
 # tracer). A SIGCHLD (a forked worker ended) or a signal to the tether interrupts select (no
 # SA_RESTART under Perl's safe signals). A signal that lands in the microsecond between Perl's check
-# and the select call is only seen at the next wake-up: every 10 s, or every second without a
+# and the select call is only seen at the next wake-up: every 30 s, or every second without a
 # pidfd (an older kernel: there a SIGCHLD can land in that gap too). Each wake-up costs the node
-# ~50 µs of CPU, so polling would cost more than the rest of the watch. Perl's time() counts whole
+# ~75 µs of CPU: polling four times a second cost more than the rest of the watch together. Perl's time() counts whole
 # seconds: the limit is never early, up to a second late. A command whose channel is already gone is
 # not started (a load spawned just before the controller died must not begin after the next run
 # checked). A command that ended leaving no child and no group member behind needs no look through
@@ -93,7 +93,7 @@ my $until = $limit > 0 ? time() + int($limit + 0.999) + 1 : 0;
 while (1) {
   reap();
   last if defined $status || $why;
-  my $wait = $pidfd < 0 ? 1 : 10;
+  my $wait = $pidfd < 0 ? 1 : 30;
   if ($until) { my $left = $until - time(); if ($left <= 0) { $why = 'timeout'; last } $wait = $left if $left < $wait }
   next if select(my $ready = $watch, undef, undef, $wait) <= 0;
   $why = 'channel' if vec($ready, 0, 1) && !sysread(STDIN, my $buffer, 4096);

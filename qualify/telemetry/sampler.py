@@ -312,17 +312,16 @@ def main(argv):
     interval = float(config.get("interval", 1.0))
     sources, unreadable = discover(config.get("sysfs", "/sys"), config.get("procfs", "/proc"))
     sampling = Pass(sources)
-    out = sys.stdout.buffer
-    out.write(json.dumps(header(sampling.sources, unreadable)).encode() + b"\n")
-    out.flush()
+    sys.stdout.write(json.dumps(header(sampling.sources, unreadable)) + "\n")
+    sys.stdout.flush()
+    write = os.write  # one blocking write per line, no buffer layer between (a pipe takes it whole)
     start, seq = time.monotonic(), 0
     while True:
         if seq and seq % RECHECK_PASSES == 0:
             sampling.recheck()
         # seq, the node's clock and its monotonic clock (for the rates) in ns, then the tokens
         tokens = sampling.tokens()
-        out.write(b"%d %d %d%s%s\n" % (seq, time.time_ns(), time.monotonic_ns(), b" " if tokens else b"", tokens))
-        out.flush()
+        write(1, b"%d %d %d%s%s\n" % (seq, time.time_ns(), time.monotonic_ns(), b" " if tokens else b"", tokens))
         seq += 1
         # Sleep to the next tick of a fixed grid; when late (a busy node), skip the missed ticks.
         late = time.monotonic() - (start + seq * interval)

@@ -57,4 +57,5 @@ class SshBannerProbe:
         if not banner.startswith(b"SSH-"):
             return ProbeResult(False, None, f"{self.address[0]}:{self.address[1]}: answered without an SSH banner "
                                             f"({banner[:40]!r})")
-        return ProbeResult(True, round((time.monotonic() - started) * 1000, 1), banner.split(b"\r")[0].decode(errors="replace"))
+        return ProbeResult(True, round((time.monotonic() - started) * 1000, 1),
+                           banner.split(b"\r")[0].decode(errors="replace"))

@@ -161,8 +161,7 @@ class Watcher:
             frozen_since, self._frozen_since = self._frozen_since, None
             self.store.samples("heartbeat").append({"t": now_utc, "seq": beat.seq, "boot_id": beat.boot_id,
                                                     "uptime_s": beat.uptime_s, "gap_s": round(gap, 3)})
-        rebooted = previous is not None and _rebooted(previous, beat)
-        if rebooted:
+        if previous is not None and _rebooted(previous, beat):
             self._on_reboot(previous, beat, frozen_since)
         elif frozen_since:
             self._on_recovery(frozen_since, gap)
@@ -244,7 +243,8 @@ class Watcher:
         if fresh and fresh.ok:
             self._event("warning", "heartbeat", "heartbeat_lost",
                         f"no heartbeat from {self.node.name} for {age:.1f} s but it answers a new connection "
-                        f"({fresh.detail}): the heartbeat channel broke, restarting it", last_heartbeat=self._frozen_since)
+                        f"({fresh.detail}): the heartbeat channel broke, restarting it",
+                        last_heartbeat=self._frozen_since)
             self._restart_heartbeat()
             return
         self.freezes += 1
