@@ -27,9 +27,9 @@ from qualify.checks.network import (
 from qualify.errors import NodeError, QualifyError, ToolMissing
 from qualify.findings import Findings, Measurement
 from qualify.network.iperf import PORT_TRIES, Direction, IperfServer, run_client
-from qualify.network.links import Expectation
+from qualify.network.links import Expectation, in_rounds
 from qualify.network.lock import link_test_lock
-from qualify.network.mesh import mesh_cells, mesh_rows
+from qualify.network.mesh import mesh_cells, mesh_rounds, mesh_rows, wall_seconds
 from qualify.node import LocalNode
 from qualify.parsers.iperf3 import Iperf3Result, parse_iperf3
 from qualify.profile import NetworkLink, NetworkSettings, Profile
@@ -93,7 +93,8 @@ def test_every_port_busy_is_a_clear_error():
                 continue
             sock.listen()
             sockets.append(sock)
-        with pytest.raises(NodeError, match=rf"ports {first}-{first + PORT_TRIES - 1} are all in use.*checks.network.port"):
+        last = first + PORT_TRIES - 1
+        with pytest.raises(NodeError, match=rf"ports {first}-{last} are all in use.*checks.network.port"):
             IperfServer(local(), first, 10)
     finally:
         for sock in sockets:
@@ -134,8 +135,8 @@ def corpus_result(name: str) -> Iperf3Result:
 
 def evidence(result: Iperf3Result, expected: Expectation | None = None, direction: Direction = "forward",
              link: NetworkLink = PVE2_TO_PVE3, node: str = "pve2") -> NetworkEvidence:
-    run = DirectionRun(direction, result, "2026-12-02T06:00:00Z", "2026-12-02T06:01:00Z")
-    return NetworkEvidence(node, (LinkEvidence(link, expected, (run,)),))
+    run = DirectionRun(direction, result, "2026-12-02T06:00:00Z", "2026-12-02T06:01:00Z", 0.0)
+    return NetworkEvidence(node, (LinkEvidence(link, 0, expected, (run,)),))
 
 
 def judged(found: NetworkEvidence, settings: NetworkSettings | None = None) -> Findings:
@@ -194,7 +195,8 @@ def test_cpu_bound_end_is_the_likely_cause_of_a_failure_and_a_warning_on_a_pass(
 def test_retransmits_above_the_share_are_named():
     lossy = judged(evidence(corpus_result(MININET), Expectation(25e9, "the profile's expected rate")),
                    NetworkSettings(max_retransmit_percent=0.000001))
-    assert "likely cause: 2 retransmits (0.00 % of the segments sent): packets are lost on the link" in lossy.problems[0]
+    assert ("likely cause: 2 retransmits (0.00 % of the segments sent): packets are lost on the link"
+            in lossy.problems[0])
 
 
 def test_refused_connection_of_a_bidir_test_fails_both_directions():
@@ -316,3 +318,25 @@ def test_no_links_skips_saying_what_to_add(workspace):
     workspace.qualify("run", "ctl", "--checks", "network")
     check = verdict_check(workspace)
     assert check["outcome"] == "skipped" and "checks.network.links" in check["reasons"][0]
+
+
+def test_links_run_in_the_rounds_of_the_mesh_every_node_computing_the_same():
+    links = {node: [_link(f"to-{peer}", "10.0.0.1", peer=peer) for peer in ("pve1", "pve2", "pve3", "pve4")
+                    if peer != node] for node in ("pve1", "pve2", "pve3", "pve4")}
+    order = {node: [(number, link.peer) for number, link in in_rounds(node, found)] for node, found in links.items()}
+    assert [number for number, _ in order["pve1"]] == [0, 1, 2]
+    for node, tests in order.items():  # both ends of a link put it in the same round
+        for number, peer in tests:
+            assert (number, node) in order[peer]
+    assert in_rounds("ctl", [_link("lo", "127.0.0.1", peer="ctl")])[0][0] == 0  # a loopback link
+
+
+def test_mesh_rows_carry_round_and_wait_and_the_mesh_its_wall_time(tmp_path):
+    found = evidence(corpus_result(MININET), Expectation(25e9, "the profile's expected rate"))
+    store = RunStore.create("pve2", tmp_path / "reports")
+    record_mesh(flows(found), judged(found).measurements, store)
+    store.close()
+    rows = read_samples(store.run_dir, "network_tests")
+    assert rows[0]["round"] == 0 and rows[0]["lock_wait_s"] == 0.0
+    assert mesh_rounds(rows) == {0: [("pve2", "pve3")]}
+    assert wall_seconds((r["started"], r["finished"]) for r in rows) == 60.0

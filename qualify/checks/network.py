@@ -3,7 +3,10 @@
 Why: SFP+ links through transceivers and fibre "work" at a fraction of their speed when a fibre
 is dirty, a transceiver marginal or a riser trains the NIC down; only a full-rate test in each
 direction shows it. The server runs on the peer node (its own profile says how to reach it), the
-client here; one link test at a time across every qualify process of a mesh run (qualify/network/lock.py).
+client here. The links are tested in the order of the mesh's round-robin rounds (qualify/cluster/schedule.py),
+each test holding the locks of its two nodes (qualify/network/lock.py): across the qualify processes of a mesh
+run, tests that share a node take turns and the disjoint pairs of a round run at once. Each test row records
+its round and how long it waited for its nodes; the check's `mesh` metric the rounds and the wall time.
 
 Each direction's throughput (`iperf_throughput_bits_per_second`, subject "pve2 → pve3 (forward, enp6s0f0)")
 must reach the profile's share (default 90 %) of the link's expected rate: the profile's `expected_rate`,
@@ -15,6 +18,7 @@ link that is fast enough all the same).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from qualify.findings import Findings, Measurement
 from qualify.network.iperf import Direction, IperfServer, run_client
@@ -22,12 +26,13 @@ from qualify.network.links import (
     Expectation,
     connect_peer,
     expectation,
+    in_rounds,
     link_settings,
     node_interfaces,
     require_interface,
 )
 from qualify.network.lock import link_test_lock
-from qualify.network.mesh import INTERVALS_STREAM, TESTS_STREAM
+from qualify.network.mesh import INTERVALS_STREAM, TESTS_STREAM, wall_seconds
 from qualify.network.units import format_rate
 from qualify.node import Node
 from qualify.parsers.iperf3 import Flow, Iperf3Result
@@ -47,11 +52,13 @@ class DirectionRun:
     result: Iperf3Result
     started: str
     finished: str
+    lock_wait_s: float  # waiting for the locks of both nodes (another test of one of them ran)
 
 
 @dataclass(frozen=True)
 class LinkEvidence:
     link: NetworkLink
+    round: int  # of the mesh's round-robin schedule (0-based)
     expected: Expectation | None
     runs: tuple[DirectionRun, ...]
 
@@ -71,6 +78,7 @@ class FlowFigures:
     direction: Direction
     link: NetworkLink
     expected: Expectation | None
+    round: int
     bits_per_second: float | None  # None: iperf3 gave no result (`failure` says why)
     failure: str | None
     retransmits: int | None
@@ -79,6 +87,7 @@ class FlowFigures:
     cpu_server_percent: float | None
     started: str
     finished: str
+    lock_wait_s: float
 
     @property
     def subject(self) -> str:
@@ -96,6 +105,7 @@ def check_network(node: Node, profile: Profile, findings: Findings, run_store: R
     evidence = collect(node, settings, run_store)
     judge(evidence, settings, findings)
     record_mesh(flows(evidence), findings.measurements, run_store)
+    findings.metric("mesh", mesh_summary(evidence))
 
 
 def collect(node: Node, settings: NetworkSettings, run_store: RunStore) -> NetworkEvidence:
@@ -105,9 +115,9 @@ def collect(node: Node, settings: NetworkSettings, run_store: RunStore) -> Netwo
     for index, link in enumerate(settings.links):
         require_interface(node, link, index, interfaces)
     links = []
-    for link in settings.links:
+    for number, link in in_rounds(node.name, settings.links):
         expected = expectation(link, link_settings(node, link.interface))
-        links.append(LinkEvidence(link, expected, _test_link(node, link, settings, run_store)))
+        links.append(LinkEvidence(link, number, expected, _test_link(node, link, settings, run_store)))
     return NetworkEvidence(node.name, tuple(links))
 
 
@@ -119,10 +129,10 @@ def _test_link(node: Node, link: NetworkLink, settings: NetworkSettings,
     try:
         with IperfServer(peer, settings.port, settings.connect_timeout) as server:
             for direction in settings.directions:
-                with link_test_lock(run_store.run_dir.parents[1], lock_timeout):
+                with link_test_lock(run_store.run_dir.parents[1], lock_timeout, (node.name, link.peer)) as waited:
                     started = utc_now()
                     result, raw = run_client(node, link.peer_address, server.port, direction, settings)
-                    run = DirectionRun(direction, result, started, utc_now())
+                    run = DirectionRun(direction, result, started, utc_now(), round(waited, 3))
                 run_store.save_raw(f"network-{link.interface}-{direction}.json", raw)
                 _store_intervals(node.name, link, run, run_store)
                 runs.append(run)
@@ -151,17 +161,19 @@ def flows(evidence: NetworkEvidence) -> list[FlowFigures]:
             if result.failure or not result.flows:
                 ends = {"forward": [(node, link.peer)], "reverse": [(link.peer, node)],
                         "bidir": [(node, link.peer), (link.peer, node)]}[run.direction]
-                found += [FlowFigures(source, target, run.direction, link, link_evidence.expected, None,
-                                      result.failure or "no totals", None, None, None, None, run.started, run.finished)
+                found += [FlowFigures(source, target, run.direction, link, link_evidence.expected,
+                                      link_evidence.round, None, result.failure or "no totals", None, None, None, None,
+                                      run.started, run.finished, run.lock_wait_s)
                           for source, target in ends]
                 continue
             cpu = result.cpu
             for flow in result.flows:
                 source, target = (node, link.peer) if flow.client_sends else (link.peer, node)
                 found.append(FlowFigures(source, target, run.direction, link, link_evidence.expected,
-                                         flow.bits_per_second or 0.0, None, flow.retransmits,
+                                         link_evidence.round, flow.bits_per_second or 0.0, None, flow.retransmits,
                                          _retransmit_percent(flow, result.tcp_mss), cpu.host_total if cpu else None,
-                                         cpu.remote_total if cpu else None, run.started, run.finished))
+                                         cpu.remote_total if cpu else None, run.started, run.finished,
+                                         run.lock_wait_s))
     return found
 
 
@@ -210,7 +222,16 @@ def record_mesh(figures: list[FlowFigures], measurements: list[Measurement], run
             "outcome": measured.outcome if measured else "unknown", "reason": measured.sentence if measured else "",
             "retransmits": flow.retransmits, "retransmit_percent": flow.retransmit_percent,
             "cpu_client_percent": flow.cpu_client_percent, "cpu_server_percent": flow.cpu_server_percent,
-            "started": flow.started, "finished": flow.finished})
+            "round": flow.round, "lock_wait_s": flow.lock_wait_s, "started": flow.started, "finished": flow.finished})
+
+
+def mesh_summary(evidence: NetworkEvidence) -> dict[str, Any]:
+    """The node's links by round and the wall time of its tests (first start to last end), waits included."""
+    runs = [run for link in evidence.links for run in link.runs]
+    wall = wall_seconds((run.started, run.finished) for run in runs)
+    return {"rounds": {f"{evidence.node}–{link.link.peer} ({link.link.interface})": link.round
+                       for link in evidence.links},
+            "wall_seconds": round(wall, 3), "lock_wait_seconds": round(sum(r.lock_wait_s for r in runs), 3)}
 
 
 def _retransmit_percent(flow: Flow, mss: int | None) -> float | None:

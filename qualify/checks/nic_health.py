@@ -23,7 +23,14 @@ from dataclasses import asdict, dataclass
 
 from qualify.findings import Findings
 from qualify.network.iperf import IperfServer, run_client
-from qualify.network.links import connect_peer, link_settings, node_interfaces, peer_end, require_interface
+from qualify.network.links import (
+    connect_peer,
+    in_rounds,
+    link_settings,
+    node_interfaces,
+    peer_end,
+    require_interface,
+)
 from qualify.network.lock import link_test_lock
 from qualify.network.units import format_rate
 from qualify.node import Node
@@ -109,7 +116,7 @@ def collect(node: Node, profile: Profile, run_store: RunStore) -> NicHealthEvide
     for index, link in enumerate(links):
         require_interface(node, link, index, interfaces)
     found = []
-    for link in links:
+    for _, link in in_rounds(node.name, links):  # the loads of one round's disjoint pairs run at once
         iface = link.interface
         state = link_settings(node, iface)
         driver = _driver(node, iface, run_store)
@@ -184,7 +191,7 @@ def _under_load(node: Node, peer: Node, link: NetworkLink, profile: Profile, run
         pinged["output"] = node.run(ping_argv, check=False).stdout
 
     with IperfServer(peer, network.port, network.connect_timeout) as server, \
-            link_test_lock(run_store.run_dir.parents[1], _LOCK_TIMEOUT_S):
+            link_test_lock(run_store.run_dir.parents[1], _LOCK_TIMEOUT_S, (node.name, link.peer)):
         pinger = threading.Thread(target=ping, name=f"ping-{link.interface}")
         pinger.start()
         result, raw = run_client(node, link.peer_address, server.port, "forward", network)

@@ -3,8 +3,10 @@ link settings, and a connection to the peer node at the other end."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qualify.cluster.schedule import round_of
 from qualify.errors import NodeUnreachable, QualifyError
 from qualify.node import Node, connect
 from qualify.overlays import resolve_profile
@@ -17,6 +19,18 @@ from qualify.profile import NetworkLink
 class Expectation:
     bits_per_second: float
     basis: str  # what it comes from, for the reasons: "the profile's expected rate", "the negotiated ..."
+
+
+def in_rounds(node: str, links: Sequence[NetworkLink]) -> list[tuple[int, NetworkLink]]:
+    """The node's links as (round, link) in the order of the mesh's round-robin rounds.
+
+    The mesh is the node and its peers, in name order: on a full mesh every node's process computes
+    the same rounds, so the tests of one round (disjoint pairs) start together. On a partial mesh
+    the views differ; the per-node locks still keep tests that share a node apart.
+    """
+    mesh = sorted({node, *(link.peer for link in links)})
+    rounds = [(round_of(mesh, node, link.peer) if link.peer != node else 0, link) for link in links]  # loopback: 0
+    return sorted(rounds, key=lambda entry: entry[0])
 
 
 def node_interfaces(node: Node) -> dict[str, Link]:

@@ -8,7 +8,9 @@ newest run of each node under the reports folder, so any node's report shows the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,21 @@ def mesh_cells(rows: list[dict[str, Any]]) -> dict[tuple[str, str], MeshCell]:
         cells[(source, target)] = MeshCell(source, target, worst["bits_per_second"], worst["share"],
                                            all(row["passed"] for row in group), tuple(group))
     return cells
+
+
+def wall_seconds(spans: Iterable[tuple[str, str]]) -> float:
+    """From the first start to the last end of (started, finished) UTC stamps; 0 without any."""
+    stamps = [(datetime.fromisoformat(start), datetime.fromisoformat(end)) for start, end in spans]
+    if not stamps:
+        return 0.0
+    return (max(end for _, end in stamps) - min(start for start, _ in stamps)).total_seconds()
+
+
+def mesh_rounds(rows: list[dict[str, Any]]) -> dict[int, list[tuple[str, str]]]:
+    """The mesh's rounds as tested: round -> the pairs (name order) its rows measured."""
+    rounds: dict[int, set[tuple[str, str]]] = {}
+    for row in rows:
+        if row.get("round") is not None:
+            pair = sorted((row["source"], row["target"]))
+            rounds.setdefault(row["round"], set()).add((pair[0], pair[1]))
+    return {number: sorted(pairs) for number, pairs in sorted(rounds.items())}
