@@ -263,3 +263,32 @@ def test_full_surface_read_and_write_verify_cover_every_lba(loops, tmp_path):
         report = parse_fio_json((run_dir / "raw" / f"fio-{serial}-{job}.json").read_text()).jobs[0]
         assert report.read.io_bytes + report.write.io_bytes >= 64 << 20  # every byte of the device
     assert any(r.startswith(f"{serial}: full-surface read (every LBA): slowest second ") for r in findings.reasons)
+
+
+def test_a_drive_that_comes_into_use_just_before_fio_is_a_named_failure_not_a_traceback(loops, tmp_path, monkeypatch):
+    """The guard asks again as fio takes the device (run_fio holds it): a refusal there fails the job, naming
+    the device and the rule, and the read jobs still run."""
+    from qualify.checks import storage
+
+    serial = f"QLAB-t{os.getpid()}-late"
+    device = loops.make(serial, size_mib=64)
+    sh(*MKFS_EXT4, device)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    # the check's own look before the job saw the drive unused; it is mounted by the time fio takes it
+    monkeypatch.setattr(storage, "checked_for_writing", lambda node, drive, key: storage.resolve_drive(node, drive))
+    monkeypatch.setattr(storage, "refusals", lambda *args: [])
+    sh("mount", "-o", "ro", device, str(mountpoint))
+    try:
+        before = checksum(device)
+        findings, _ = run_check(tmp_path, [{"serial": serial, "allow_destroy": True}],
+                                jobs=["seq_write", "seq_read"])
+        assert checksum(device) == before
+    finally:
+        sh("umount", str(mountpoint))
+    [problem] = findings.problems
+    assert problem.startswith(f"{serial} sequential write 1 MiB QD8: not run: refusing to write to {device} ")
+    assert "[mounted]" in problem and "to allow it:" in problem
+    failed = [m for m in findings.measurements if m.outcome == "failed"]
+    assert [(m.name, m.subject) for m in failed] == [("fio_seq_write", serial)]
+    assert "seq_read" in findings.metrics["drives"][serial]
