@@ -98,6 +98,8 @@ def judge(ev: IdentityEvidence, settings: DriveIdentitySettings) -> DriveJudgeme
     slots = f", {ctrl.firmware_slots} firmware slots" if ctrl.firmware_slots else ""
     read_only = " (slot 1 read-only)" if ctrl.firmware_slot1_read_only else ""
     out.notes.append(f"{ev.device}: {ctrl.model}, firmware {ctrl.firmware}{slots}{read_only}")
+    # as data, so the cluster view can tell siblings whose drives run other firmware
+    out.figures.append(Figure("firmware_revision", ctrl.firmware, text="firmware revision"))
     if ev.listed is None:
         out.notes.append("not in `nvme list` (a namespace the kernel has no block device for is not listed)")
     command = f"nvme format {ev.device} --lbaf={best.index}"

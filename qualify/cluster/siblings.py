@@ -12,6 +12,7 @@ golden node's value — is an outlier, named with the node, its subject and the 
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -78,7 +79,8 @@ def config_values(verdict: Mapping[str, Any]) -> dict[str, Any]:
     if dimms:
         values["DIMM count"] = len(dimms)
         values["DIMM sizes (MiB)"] = ", ".join(str(d["size_mib"]) for d in dimms)
-        values["DIMM speeds (MT/s)"] = ", ".join(str(d.get("configured_speed_mts") or d.get("speed_mts")) for d in dimms)
+        values["DIMM speeds (MT/s)"] = ", ".join(str(d.get("configured_speed_mts") or d.get("speed_mts"))
+                                                 for d in dimms)
     for nic in inventory.get("nics") or []:
         if isinstance(nic, Mapping) and nic.get("driver"):
             values[f"NIC {nic.get('name')} driver"] = nic["driver"]
@@ -112,7 +114,7 @@ def _position_subject(subject: str | None, verdict: Mapping[str, Any]) -> str:
 
 def differences(verdicts: Mapping[str, Mapping[str, Any]]) -> list[Difference]:
     """Every configuration field on which the nodes disagree, naming the odd node(s) and every value."""
-    per_node = {node: config_values(v) for node, v in verdicts.items()}
+    per_node = _aligned({node: config_values(v) for node, v in verdicts.items()})
     fields = sorted({f for values in per_node.values() for f in values})
     found = []
     for field in fields:
@@ -131,6 +133,29 @@ def differences(verdicts: Mapping[str, Mapping[str, Any]]) -> list[Difference]:
             sentence = f"{field} differs on every node: " + ", ".join(f"{n} {_show(v)}" for n, v in values.items())
         found.append(Difference(field, odd, values, sentence))
     return found
+
+
+_WITH_SUBJECT = re.compile(r"^(.*) \((.*)\)$")
+
+
+def _aligned(per_node: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Fields whose subject only one node has (a drive serial the inventory does not list: a lab loop
+    drive, a disk lsblk cannot see) paired across nodes by position: "(#1)", "(#2)" in subject order."""
+    seen = Counter(f for values in per_node.values() for f in values)
+    groups: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for node, values in per_node.items():
+        for field in values:
+            match = _WITH_SUBJECT.match(field)
+            if seen[field] == 1 and match:
+                groups[match[1]][node].append(field)
+    aligned = {node: dict(values) for node, values in per_node.items()}
+    for prefix, by_node in groups.items():
+        if len(by_node) < 2:
+            continue
+        for node, fields in by_node.items():
+            for number, field in enumerate(sorted(fields)):
+                aligned[node][f"{prefix} (#{number + 1})"] = aligned[node].pop(field)
+    return aligned
 
 
 def _hashable(value: Any) -> Any:
@@ -173,7 +198,7 @@ def outliers(verdicts: Mapping[str, Mapping[str, Any]], tolerance: float = 0.10,
             candidates = entries
         if reference == 0:
             continue
-        for node, subject, value, unit, m in candidates:
+        for node, subject, value, unit, _ in candidates:
             ratio = (value - reference) / abs(reference)
             if abs(ratio) <= tolerance:
                 continue
