@@ -282,13 +282,14 @@ def test_a_drive_that_comes_into_use_just_before_fio_is_a_named_failure_not_a_tr
     try:
         before = checksum(device)
         findings, _ = run_check(tmp_path, [{"serial": serial, "allow_destroy": True}],
-                                jobs=["seq_write", "seq_read"])
+                                jobs=["seq_write", "seq_read", "sync_write"])
         assert checksum(device) == before
     finally:
         sh("umount", str(mountpoint))
     [problem] = findings.problems
     assert problem.startswith(f"{serial} sequential write 1 MiB QD8: not run: refusing to write to {device} ")
     assert "[mounted]" in problem and "to allow it:" in problem
+    assert problem.endswith("(nor the write jobs after it: sync_write)")
     failed = [m for m in findings.measurements if m.outcome == "failed"]
     assert [(m.name, m.subject) for m in failed] == [("fio_seq_write", serial)]
     assert "seq_read" in findings.metrics["drives"][serial]

@@ -100,8 +100,10 @@ def _drive_matrix(node: Node, settings: StorageSettings, index: int, drive: Stor
         try:
             target = checked_for_writing(node, drive, key) if job.writes else device
             run = _run_job(node, job, target, settings, capabilities, label, run_store, seconds.append)
-        except WriteRefused as refusal:  # the device came into use since the last job
-            runs.append(JobRun(job, None, f"not run: {refusal}", ()))
+        except WriteRefused as refusal:  # the device came into use since the last job, or as fio took it
+            later = [other.name for other in jobs[jobs.index(job) + 1:] if other.writes]
+            runs.append(JobRun(job, None, f"not run: {refusal}"
+                               + (f" (nor the write jobs after it: {', '.join(later)})" if later else ""), ()))
             may_write = False
             continue
         runs.append(run)
@@ -250,7 +252,8 @@ def _slowest_second(job: FioJobSpec, seconds: tuple[Progress, ...], label: str, 
     findings.measure(f"fio_{job.name}_slowest_second_bytes_per_second", rate, unit="B/s", subject=label,
                      text=f"{job.title}: slowest second",
                      detail=f"around {at:,.1f} GiB done (median {median_rate / MB:,.0f} MB/s)")
-    return {"slowest_mb_s": round(rate / MB, 1), "slowest_at_gib": round(at, 2), "median_mb_s": round(median_rate / MB, 1)}
+    return {"slowest_mb_s": round(rate / MB, 1), "slowest_at_gib": round(at, 2),
+            "median_mb_s": round(median_rate / MB, 1)}
 
 
 def _health_during_writes(before: DriveHealth | None, after: DriveHealth | None, label: str,
