@@ -14,7 +14,7 @@ from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.node import LocalNode
 from qualify.parsers.fio import parse_fio_json
-from qualify.profile import Profile, StorageDrive, StorageSettings
+from qualify.profile import Profile, StorageDrive, StorageJob, StorageSettings
 from qualify.report.page import check_charts
 from qualify.storage import BlockDevice
 from qualify.storage.jobs import matrix_job
@@ -33,7 +33,7 @@ DEVICE = BlockDevice(name="sdb", path="/dev/sdb", serial="S3Z9NB0K", wwn=None, m
                      size_bytes=500 << 30, backing_file=None)
 
 
-def recorded(job: str, corpus_file: str, drive: StorageDrive | None = None, **settings) -> Findings:
+def recorded(job: StorageJob, corpus_file: str, drive: StorageDrive | None = None, **settings) -> Findings:
     config = StorageSettings(**settings)
     result = parse_fio_json(corpus_path("fio", corpus_file).read_text())
     runs = DriveRuns(drive or StorageDrive(serial="S3Z9NB0K"), "checks.storage.drives[0]", DEVICE, (),
