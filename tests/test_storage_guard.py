@@ -267,3 +267,91 @@ def test_a_process_with_a_stacked_device_open_is_refused(loops, serial):
     finally:
         user.kill()
         user.wait()
+
+
+# -- re-audit: users seen by no holders folder and no process, signatures of every kind, hostile names
+
+
+def test_a_device_exported_by_a_kernel_target_is_refused(loops, serial, tmp_path, monkeypatch):
+    """nvmet and LIO fileio open the device unclaimed, in no process (this kernel has neither: their configfs
+    layout, pointing at the real device node)."""
+    device = loops.make(serial)
+    config = tmp_path / "config"
+    namespace = config / "nvmet" / "subsystems" / "nqn.2014-08.org.example:vm1" / "namespaces" / "1"
+    namespace.mkdir(parents=True)
+    (namespace / "device_path").write_text(f"{device}\n")
+    (namespace / "enable").write_text("1\n")
+    backstore = config / "target" / "core" / "fileio_0" / "disk1"
+    backstore.mkdir(parents=True)
+    (backstore / "udev_path").write_text(f"{device}\n")
+    other = config / "target" / "core" / "iblock_0" / "elsewhere"
+    other.mkdir(parents=True)
+    (other / "udev_path").write_text("/dev/null\n")  # exports some other device: not ours to refuse
+    monkeypatch.setattr(guard, "CONFIGFS", str(config))
+    before = checksum(device)
+    with pytest.raises(WriteRefused) as refused:
+        checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+    name = device.removeprefix("/dev/")
+    assert [r.rule for r in refused.value.refusals] == ["served"]
+    assert f"{name} by {namespace}/device_path, {name} by {backstore}/udev_path" in str(refused.value)
+    assert "elsewhere" not in str(refused.value)
+    assert checksum(device) == before
+
+
+def test_escape_sequences_from_the_node_never_reach_a_message(loops, serial, tmp_path):
+    """A process name and a mount point are the node's strings: an ANSI escape in them must not reach a terminal."""
+    device = loops.make(serial)
+    sh(*MKFS_EXT4, device)
+    evil = tmp_path / "\x1b[2Jcls"
+    evil.symlink_to(sh("which", "sleep").stdout.strip())
+    user = subprocess.Popen(["sh", "-c", 'exec 3<>"$1"; echo ready; exec "$2" 60', "sh", device, str(evil)],
+                            stdout=subprocess.PIPE, text=True)
+    mountpoint = tmp_path / "\x1b]0;title\x07 mnt"
+    mountpoint.mkdir()
+    try:
+        assert user.stdout.readline().strip() == "ready"
+        sh("mount", "-o", "ro", device, str(mountpoint))
+        try:
+            with pytest.raises(WriteRefused) as refused:
+                checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+        finally:
+            sh("umount", str(mountpoint))
+    finally:
+        user.kill()
+        user.wait()
+    message = str(refused.value)
+    assert not any(ord(c) < 0x20 or ord(c) == 0x7f for c in message), repr(message)
+    assert f"(\\033[2Jcls, read-write) on {device.removeprefix('/dev/')}" in message
+    assert "\\033]0;title\\007\\040mnt" in message
+
+
+def _run(argv: list[str], given: str = ""):
+    return lambda device: subprocess.run([*argv, device], input=given, text=True, check=True, capture_output=True)
+
+
+# Each made by the real tool (none needs kernel support: there is no dm, md or bcache module here):
+# tool, how it makes the structure, the type wipefs shows, the rule that refuses it
+SIGNATURES = {
+    "swap": ("mkswap", _run(["mkswap"]), "swap", "signature"),
+    "bcache": ("make-bcache", _run(["make-bcache", "-B"]), "bcache", "signature"),
+    "crypto_LUKS": ("cryptsetup", _run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf",
+                                        "pbkdf2", "--pbkdf-force-iterations", "1000", "--key-file=-"], "secret"),
+                    "crypto_LUKS", "signature"),
+    "gpt": ("sfdisk", _run(["sfdisk", "--quiet", "--no-reread"], "label: gpt\n"), "gpt", "partition_table"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SIGNATURES))
+def test_a_structure_on_the_device_itself_is_refused_unless_wipe(loops, serial, kind):
+    """An 'unused' device carrying someone's data structure is not unused: refused unless the profile says wipe."""
+    tool, make, shown, rule = SIGNATURES[kind]
+    if sh("which", tool, check=False).returncode:
+        pytest.skip(f"{tool} is not installed (apt-get install bcache-tools cryptsetup-bin)")
+    device = loops.make(serial)
+    make(device)
+    before = checksum(device)
+    with pytest.raises(WriteRefused) as refused:
+        checked_for_writing(local_node(), drive(serial, allow_destroy=True), KEY)
+    assert [r.rule for r in refused.value.refusals] == [rule]
+    assert shown in str(refused.value)
+    assert checksum(device) == before

@@ -7,6 +7,7 @@ A write test runs only when every rule passes. The rules, in order:
   dm-crypt, multipath, Ceph OSD volumes, bcache);
 - stacked: no loop device is backed by it or a partition of it (at any offset), recursively;
 - open: no process has it, a partition or anything stacked on them open, read-only included;
+- served: no kernel NVMe-oF (nvmet) or iSCSI (LIO) target exports it (they open it unclaimed, in no process);
 - unseen: every process's open files could be read;
 - busy: the kernel grants an exclusive open (catches users the rules above cannot see: a ZFS
   pool, a mount in another namespace, a program holding it with O_EXCL);
@@ -29,6 +30,8 @@ from qualify.node import LocalNode, Node
 from qualify.parsers.wipefs import Signature, parse_wipefs_json
 from qualify.profile import StorageDrive
 from qualify.storage.identity import SYS_BLOCK, BlockDevice, resolve_drive
+
+CONFIGFS = "/sys/kernel/config"  # where the kernel's NVMe-oF (nvmet) and iSCSI (LIO) targets are configured
 
 
 class WriteRefused(QualifyError):
@@ -62,6 +65,7 @@ class DeviceUse:
     stacked: list[str] = field(default_factory=list)  # "loop7 on loop3 at offset 1048576": loops over it
     opened: list[str] = field(default_factory=list)  # "pid 4242 (qemu-system-x86, read-write) on loop3"
     unseen: int = 0  # processes whose open files could not be read
+    served: list[str] = field(default_factory=list)  # "loop3 by <configfs>/nvmet/.../device_path": a kernel target
 
 
 # The inspection, run on the node: the device, its partitions and everything stacked on them,
@@ -72,16 +76,18 @@ class DeviceUse:
 # (/proc/*/fd, read-only opens included; $4.. are pids of our own: the hold). When every opener
 # is read-only they are looked at again a second later (udev's blkid opens a device for a moment
 # after each write). Last, unless $3 is 0, whether the kernel grants an exclusive open (EBUSY: a
-# claim the rest cannot see: ZFS, a mount in another namespace, a program using O_EXCL).
+# claim the rest cannot see: ZFS, a mount in another namespace, a program using O_EXCL). $2 is configfs:
+# NVMe-oF and iSCSI targets that export one of them (the kernel opens it unclaimed, in no process).
 # Lines: "dev NAME MAJ:MIN", "part NAME OF", "holder NAME OF", "loop NAME OF OFFSET", "mount NAME
-# WHERE", "swap NAME PATH", "open NAME PID MODE COMM", "unseen N" (processes whose files could not
+# WHERE", "swap NAME PATH", "open NAME PID MODE COMM", "served NAME CONFIG", "unseen N" (processes whose files could not
 # be read), "busy". Exit 3: no such device. Perl is Essential on Debian (perl-base), Python is not.
 _USE_SCRIPT = r"""
 use strict; use Fcntl;
-my ($sys, $top, $probe, @ours) = @ARGV;
+my ($sys, $cfg, $top, $probe, @ours) = @ARGV;
 my %ours = map { $_ => 1 } @ours, $$;
 -d "$sys/$top" or exit 3;
 sub line { open(my $h, '<', $_[0]) or return undef; my $l = <$h>; chomp $l if defined $l; $l }
+sub printable { my $t = shift; $t =~ s/([^\x21-\x7e])/sprintf('\\%03o', ord $1)/ge; $t }  # no ANSI escapes in messages
 sub entries { opendir(my $d, $_[0]) or return (); grep { !/^\.\.?$/ } readdir $d }
 sub devno { my $d = shift; ((($d >> 8) & 0xfff) | (($d >> 32) & ~0xfff)) . ':' . (($d & 0xff) | (($d >> 12) & ~0xff)) }
 my @loops;
@@ -111,18 +117,26 @@ while (my $m = shift @queue) {
     print "loop $l->[0] $name $l->[3]\n"; add($l->[0], "$sys/$l->[0]");
   }
 }
+# Kernel users that open a device without claiming it and show in no process's descriptors: an NVMe-oF
+# target namespace (nvmet) or an iSCSI/LIO backstore exporting it to other machines.
+for my $path (glob("$cfg/nvmet/subsystems/*/namespaces/*/device_path"), glob("$cfg/target/core/*/*/udev_path")) {
+  my $dev = line($path) // next;
+  my @st = stat($dev) or next;
+  my $on = -b _ ? $num{devno($st[6])} : undef;
+  print "served $on ", printable($path), "\n" if defined $on;
+}
 sub by_source { my $p = shift; $p =~ m{^/dev/} && -b $p ? $num{devno((stat _)[6])} : undef }
 if (open(my $mi, '<', '/proc/self/mountinfo')) {
   while (<$mi>) {
     my @f = split ' ';
     my ($source) = / - \S+ (\S+)/;
     my $on = $num{$f[2]} // by_source($source // '');
-    print "mount $on $f[4]\n" if defined $on;
+    print "mount $on ", printable($f[4]), "\n" if defined $on;
   }
 }
 if (open(my $sw, '<', '/proc/swaps')) {
   <$sw>;
-  while (<$sw>) { my ($p) = split ' '; my $on = by_source($p); print "swap $on $p\n" if defined $on }
+  while (<$sw>) { my ($p) = split ' '; my $on = by_source($p); print "swap $on ", printable($p), "\n" if defined $on }
 }
 sub openers {
   my (%found, $unseen);
@@ -136,7 +150,7 @@ sub openers {
       if (open(my $fi, '<', "/proc/$pid/fdinfo/$fd")) { while (<$fi>) { $flags = oct($1) if /^flags:\s+(\d+)/ } }
       my $mode = ('read-only', 'write-only', 'read-write')[$flags & 3] // 'read-write';
       my $comm = line("/proc/$pid/comm") // '?';
-      $comm =~ s/\s/_/g;
+      $comm = printable($comm);
       $found{"$pid $fd"} = "open $on $pid $mode $comm";
     }
   }
@@ -164,7 +178,7 @@ def device_use(node: Node, device: BlockDevice, ours: Sequence[int] = (), probe_
     """
     if isinstance(node, LocalNode):
         ours = [*ours, os.getpid()]  # the controller itself, when it runs on the node
-    argv = ["perl", "-e", _USE_SCRIPT, SYS_BLOCK, device.name, "1" if probe_exclusive else "0", *map(str, ours)]
+    argv = ["perl", "-e", _USE_SCRIPT, SYS_BLOCK, CONFIGFS, device.name, "1" if probe_exclusive else "0", *map(str, ours)]
     result = node.run(argv, check=False)
     if result.returncode == 3:
         raise QualifyError(f"{node.name}: {device.path} disappeared ({SYS_BLOCK}/{device.name} is gone)")
@@ -195,6 +209,7 @@ def device_use(node: Node, device: BlockDevice, ours: Sequence[int] = (), probe_
         stacked=[f"{f[1]} on {f[2]}" + (f" at offset {f[3]}" if f[3] != "0" else "") for f in of("loop", 4)],
         opened=[f"pid {f[2]} ({f[4]}, {f[3]}) on {f[1]}{via(f[1])}" for f in of("open", 5)],
         unseen=sum(int(f[1]) for f in of("unseen", 2)),
+        served=[f"{f[1]} by {f[2]}" for f in of("served", 3)],
     )
 
 
@@ -217,10 +232,14 @@ def refusals(drive: StorageDrive, use: DeviceUse, settings_key: str) -> list[Ref
     if use.opened:
         found.append(Refusal("open", f"open by {', '.join(use.opened)}",
                              "stop those processes (fuser -v <device> lists them)"))
+    if use.served:
+        found.append(Refusal("served", f"exported to other machines by the kernel: {', '.join(use.served)} (an NVMe-oF "
+                                       "or iSCSI target opens it without a claim and without a process)",
+                             "remove it from the target (nvmetcli / targetcli) first"))
     if use.unseen:
         found.append(Refusal("unseen", f"the open files of {use.unseen} process(es) cannot be read, so a user of the "
                                        "device could be missed", "run qualify on the node as root"))
-    if use.busy and not (use.mounted or use.holders or use.stacked or use.opened):
+    if use.busy and not (use.mounted or use.holders or use.stacked or use.opened or use.served):
         found.append(Refusal("busy", "the kernel refuses an exclusive open (a ZFS pool, a mount in another "
                                      "namespace or a program has it open exclusively)",
                              "find and stop its user (zpool export, lsof, fuser -vm)"))
