@@ -178,7 +178,8 @@ def device_use(node: Node, device: BlockDevice, ours: Sequence[int] = (), probe_
     """
     if isinstance(node, LocalNode):
         ours = [*ours, os.getpid()]  # the controller itself, when it runs on the node
-    argv = ["perl", "-e", _USE_SCRIPT, SYS_BLOCK, CONFIGFS, device.name, "1" if probe_exclusive else "0", *map(str, ours)]
+    argv = ["perl", "-e", _USE_SCRIPT, SYS_BLOCK, CONFIGFS, device.name, "1" if probe_exclusive else "0",
+            *map(str, ours)]
     result = node.run(argv, check=False)
     if result.returncode == 3:
         raise QualifyError(f"{node.name}: {device.path} disappeared ({SYS_BLOCK}/{device.name} is gone)")
