@@ -70,7 +70,7 @@ def test_mesh_in_parallel_one_test_at_a_time_with_every_direction(lab_workspace,
     assert all(cell.passed for cell in mesh_cells(rows).values())
     spans = sorted((datetime.fromisoformat(r["started"].rstrip("Z")), datetime.fromisoformat(r["finished"].rstrip("Z")))
                    for r in rows)
-    for (_, end), (start, _) in zip(spans, spans[1:]):
-        assert end <= start, "two link tests overlapped: the mesh lock did not serialise them"
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):  # on 3 nodes every two links share a node
+        assert end <= start, "two link tests sharing a node overlapped: the per-node locks did not serialise them"
     report = (lab_workspace.runs("lab-pve3")[-1] / "report.html").read_text()
     assert "Mesh throughput" in report

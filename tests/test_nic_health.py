@@ -201,7 +201,8 @@ def test_lab_mtu_mismatch_and_lossy_direction_named_veth_parts_not_applicable(la
         with shaped(lab, {("lab-pve2", "lab-pve3"): Shape(loss_percent=25)}):
             code, check = nic_health(lab_workspace)
     finally:
-        subprocess.run(["ip", "-n", lab.netns("lab-pve1"), "link", "set", "dev", "to-lab-pve2", "mtu", "1500"], check=True)
+        subprocess.run(["ip", "-n", lab.netns("lab-pve1"), "link", "set", "dev", "to-lab-pve2", "mtu", "1500"],
+                       check=True)
     assert code == 1
     problems = check["problems"]
     assert "to-lab-pve1: MTU of lab-pve1's to-lab-pve2 1,400 bytes (expected 1,500 bytes) — frames above the smaller " \
@@ -215,6 +216,7 @@ def test_lab_mtu_mismatch_and_lossy_direction_named_veth_parts_not_applicable(la
         assert any(r.startswith(f"{iface}: negotiated speed 10 Gbit/s (Full duplex)") for r in check["reasons"])
         assert f"{iface}: no PCI device (veth driver): PCIe link not checked" in check["reasons"]
         assert f"{iface}: the veth driver gives no module EEPROM access: no module diagnostics" in check["reasons"]
-        assert any(r.startswith(f"{iface}: NIC error counter growth during the test 0 (none of ") for r in check["reasons"])
+        assert any(r.startswith(f"{iface}: NIC error counter growth during the test 0 (none of ")
+                   for r in check["reasons"])
     replies = {m["subject"]: m["outcome"] for m in check["measurements"] if m["name"] == "full_size_ping_replies"}
     assert replies == {"to-lab-pve1": "failed", "to-lab-pve3": "passed"}

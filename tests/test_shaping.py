@@ -30,7 +30,8 @@ def test_shape_needs_something_and_a_sane_loss():
 
 def test_one_direction_shaped_and_cleared(lab):
     with shaped(lab, {("lab-pve1", "lab-pve3"): Shape(rate_bits=123e6, loss_percent=2.5)}):
-        assert "tbf 10: root" in qdiscs(lab, "lab-pve1", "to-lab-pve3") and "rate 123Mbit" in qdiscs(lab, "lab-pve1", "to-lab-pve3")
+        shaping = qdiscs(lab, "lab-pve1", "to-lab-pve3")
+        assert "tbf 10: root" in shaping and "rate 123Mbit" in shaping
         assert "table netdev qualify_loss_from_lab_pve1" in nft_tables(lab, "lab-pve3")
         rules = subprocess.run(["ip", "netns", "exec", lab.netns("lab-pve3"), "nft", "list", "table", "netdev",
                                 "qualify_loss_from_lab_pve1"], capture_output=True, text=True, check=True).stdout
@@ -38,7 +39,8 @@ def test_one_direction_shaped_and_cleared(lab):
         # the other direction is untouched
         assert "tbf" not in qdiscs(lab, "lab-pve3", "to-lab-pve1") and "qualify_loss" not in nft_tables(lab, "lab-pve1")
         shape_direction(lab, "lab-pve1", "lab-pve3", Shape(rate_bits=50e6))  # replaces, does not stack
-        assert "rate 50Mbit" in qdiscs(lab, "lab-pve1", "to-lab-pve3") and "qualify_loss" not in nft_tables(lab, "lab-pve3")
+        assert "rate 50Mbit" in qdiscs(lab, "lab-pve1", "to-lab-pve3")
+        assert "qualify_loss" not in nft_tables(lab, "lab-pve3")
     assert "tbf" not in qdiscs(lab, "lab-pve1", "to-lab-pve3") and "qualify_loss" not in nft_tables(lab, "lab-pve3")
     clear_direction(lab, "lab-pve1", "lab-pve3")  # harmless when nothing is shaped
 
