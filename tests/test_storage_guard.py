@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -355,3 +356,27 @@ def test_a_structure_on_the_device_itself_is_refused_unless_wipe(loops, serial, 
     assert [r.rule for r in refused.value.refusals] == [rule]
     assert shown in str(refused.value)
     assert checksum(device) == before
+
+
+def test_a_loop_whose_backing_path_names_nothing_here_is_still_seen(loops, serial, tmp_path):
+    """A loop set up on a device node in a tmpfs since unmounted (or in a container's /dev): its backing_file
+    names nothing from here. The loop itself still says which device it reads."""
+    lower = loops.make(serial)
+    elsewhere = tmp_path / "devfs"
+    elsewhere.mkdir()
+    sh("mount", "-t", "tmpfs", "qualify-test", str(elsewhere))
+    try:
+        major, minor = Path(f"/sys/class/block/{lower.removeprefix('/dev/')}/dev").read_text().split(":")
+        os.mknod(elsewhere / "disk", 0o600 | stat.S_IFBLK, os.makedev(int(major), int(minor)))
+        upper = sh("losetup", "--find", "--show", str(elsewhere / "disk")).stdout.strip()
+        loops.attached.append((upper, elsewhere / "disk"))
+    finally:
+        sh("umount", "--lazy", str(elsewhere))
+    up = upper.removeprefix("/dev/")
+    assert not Path(Path(f"/sys/block/{up}/loop/backing_file").read_text().strip()).exists()
+    before = checksum(lower)
+    with pytest.raises(WriteRefused) as refused:
+        checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+    assert [r.rule for r in refused.value.refusals] == ["stacked"]
+    assert f"{up} on {lower.removeprefix('/dev/')}" in str(refused.value)
+    assert checksum(lower) == before

@@ -90,12 +90,24 @@ sub line { open(my $h, '<', $_[0]) or return undef; my $l = <$h>; chomp $l if de
 sub printable { my $t = shift; $t =~ s/([^\x21-\x7e])/sprintf('\\%03o', ord $1)/ge; $t }  # no ANSI escapes in messages
 sub entries { opendir(my $d, $_[0]) or return (); grep { !/^\.\.?$/ } readdir $d }
 sub devno { my $d = shift; ((($d >> 8) & 0xfff) | (($d >> 32) & ~0xfff)) . ':' . (($d & 0xff) | (($d >> 12) & ~0xff)) }
+# (device number if a block device, else '', device number of its filesystem) of what a loop reads: from the
+# loop itself (LOOP_GET_STATUS64), since its backing_file path is the one it was given, which from here may
+# name nothing or another file (set up in a container, or on a device node in a tmpfs since unmounted).
+sub backing {
+  my ($loop, $path) = @_;
+  my ($info, $fh) = ("\0" x 232);
+  if (open($fh, '<', "/dev/$loop") and ioctl($fh, 0x4C05, $info)) {
+    my ($fs, $inode, $rdev) = unpack('Q3', $info);
+    return ($rdev ? devno($rdev) : '', devno($fs));
+  }
+  my @st = stat($path) or return ('', '');
+  return (-b _ ? devno($st[6]) : '', devno($st[0]));
+}
 my @loops;
 for my $l (grep { /^loop\d+$/ } entries($sys)) {
   my $b = line("$sys/$l/loop/backing_file") // next;
   $b =~ s/ \(deleted\)$//;
-  my @st = stat($b) or next;
-  push @loops, [$l, (-b _ ? devno($st[6]) : ''), devno($st[0]), line("$sys/$l/loop/offset") // 0];
+  push @loops, [$l, backing($l, $b), line("$sys/$l/loop/offset") // 0];
 }
 my (%num, %seen, @queue);
 sub add {
