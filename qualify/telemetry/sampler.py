@@ -315,13 +315,15 @@ def main(argv):
     sys.stdout.write(json.dumps(header(sampling.sources, unreadable)) + "\n")
     sys.stdout.flush()
     write = os.write  # one blocking write per line, no buffer layer between (a pipe takes it whole)
+    wall_ns = getattr(time, "time_ns", lambda: int(time.time() * 1e9))  # Python 3.6 has no *_ns
+    monotonic_ns = getattr(time, "monotonic_ns", lambda: int(time.monotonic() * 1e9))
     start, seq = time.monotonic(), 0
     while True:
         if seq and seq % RECHECK_PASSES == 0:
             sampling.recheck()
         # seq, the node's clock and its monotonic clock (for the rates) in ns, then the tokens
         tokens = sampling.tokens()
-        write(1, b"%d %d %d%s%s\n" % (seq, time.time_ns(), time.monotonic_ns(), b" " if tokens else b"", tokens))
+        write(1, b"%d %d %d%s%s\n" % (seq, wall_ns(), monotonic_ns(), b" " if tokens else b"", tokens))
         seq += 1
         # Sleep to the next tick of a fixed grid; when late (a busy node), skip the missed ticks.
         late = time.monotonic() - (start + seq * interval)
