@@ -380,3 +380,25 @@ def test_a_loop_whose_backing_path_names_nothing_here_is_still_seen(loops, seria
     assert [r.rule for r in refused.value.refusals] == ["stacked"]
     assert f"{up} on {lower.removeprefix('/dev/')}" in str(refused.value)
     assert checksum(lower) == before
+
+
+def test_a_mount_in_another_mount_namespace_is_refused(loops, serial, tmp_path):
+    """Not in our mountinfo, no process has the device open: only the kernel's claim shows it (a container's mount)."""
+    device = loops.make(serial)
+    sh(*MKFS_EXT4, device)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    other = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                              'mount -o ro "$1" "$2" && echo ready && exec sleep 60', "sh", device, str(mountpoint)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        before = checksum(device)
+        assert refused_rules(serial, allow_destroy=True, wipe=True) == ["busy"]
+        node = local_node(drives=[{"serial": serial, "allow_destroy": True, "wipe": True}])
+        with pytest.raises(WriteRefused, match=r"\[busy\]"):
+            run_fio(node, write_job(device), 2, lambda _: None)
+        assert checksum(device) == before
+    finally:
+        other.kill()
+        other.wait()
