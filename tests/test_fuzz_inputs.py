@@ -241,7 +241,7 @@ def _qualify_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[
 
 def test_hostile_inputs_in_a_real_process(workspace):
     bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-        f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+        f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
     files = {
         "bomb.yaml": ("host: n1\nlabels:\n" + "".join(f"  {line}\n" for line in bomb.splitlines())).encode(),
         "nested.yaml": ("host: n1\nlabels: " + "[" * 20000).encode(),
@@ -293,3 +293,24 @@ def test_a_run_without_its_start_is_not_judged_pass():
                {"t": "2026-01-01T00:00:01Z", "kind": "run_finished"}]
     verdict = build_verdict(records)
     assert verdict["verdict"] == "incomplete" and "no run_started record" in verdict["notes"][0]
+
+
+# ---------------------------------------------------------------- labels: one meaning, no terminal control
+
+
+@pytest.mark.parametrize("label, message", [
+    ("cooler=a,cooler=b", "label 'cooler' is given twice ('a' and 'b'): give each key once"),
+    ("lid=open\nverdict=pass", "a label may not hold control characters"),
+    ("x=\x1b]0;owned\x07", "label 'x=\\x1b]0;owned\\x07': a label may not hold control characters"),
+])
+def test_labels_that_would_mean_two_things_or_drive_the_terminal_are_refused(in_process_cli, label, message):
+    root, run = in_process_cli
+    code, err = run(["run", "n1", "--label", label])
+    assert code == 2 and message in err and "\x1b" not in err, err
+    assert sorted(p.name for p in root.iterdir()) == ["profiles"]
+
+
+def test_a_duration_with_escapes_is_shown_escaped(in_process_cli):
+    _, run = in_process_cli
+    code, err = run(["run", "n1", "--duration", "1h\x1b[2J"])
+    assert code == 2 and "DURATION='1h\\x1b[2J'" in err and "\x1b" not in err, err
