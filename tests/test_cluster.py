@@ -62,6 +62,21 @@ def test_a_fact_of_a_drive_the_inventory_does_not_list_is_paired_across_nodes_by
     assert found[0].sentence == "pve3 has drive_identity: firmware_revision (#1) 'EDA7902Q', the others 'EDA7602Q'"
 
 
+def test_a_mesh_nic_named_after_its_peer_is_missing_on_that_peer_only_and_no_difference():
+    def with_mesh_nics(node, driver="ixgbe"):
+        found = verdict(node)
+        found["inventory"]["nics"] = [{"name": f"to-{peer}", "driver": driver}
+                                      for peer in ("pve1", "pve2", "pve3") if peer != node]
+        return found
+
+    assert differences({n: with_mesh_nics(n) for n in ("pve1", "pve2", "pve3")}) == []
+    found = differences({"pve1": with_mesh_nics("pve1"), "pve2": with_mesh_nics("pve2"),
+                         "pve3": with_mesh_nics("pve3", driver="i40e")})
+    assert [(d.field, d.values) for d in found] == [("NIC to-pve1 driver", {"pve2": "ixgbe", "pve3": "i40e"}),
+                                                    ("NIC to-pve2 driver", {"pve1": "ixgbe", "pve3": "i40e"})]
+    assert all("nothing" not in d.sentence for d in found)
+
+
 def test_identical_nodes_differ_in_nothing():
     assert differences({n: verdict(n) for n in ("a", "b", "c")}) == []
 
