@@ -9,6 +9,9 @@ incomplete  — the run did not finish, or a check could not decide (error), or 
 `not_qualified` lists every part of the node the run did not test, with why and the step that would test
 it: skipped checks, checks not selected, parts a check left out (writes not allowed, no peer), and figures
 that could not be read.
+
+`drives` gives each drive the drive checks measured its buyer's line (accept / reject / unknown:
+qualify/storage/buyer.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from qualify.storage.buyer import drive_lines
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 EXIT_CODES = {"pass": 0, "fail": 1, "incomplete": 2}
@@ -60,6 +65,7 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
         verdict = "incomplete"
         notes.append(f"the run was interrupted: {finished['interrupted']}")
 
+    inventory = (_last(records, "inventory") or {}).get("inventory", {})
     return {
         "node": started.get("node"),
         "run_id": started.get("run_id"),
@@ -75,7 +81,8 @@ def build_verdict(records: list[dict[str, Any]]) -> dict[str, Any]:
         "not_qualified": not_qualified,
         "required": sorted(required),
         "events": [_without(r, "kind") for r in records if r["kind"] == "event"],
-        "inventory": (_last(records, "inventory") or {}).get("inventory", {}),
+        "inventory": inventory,
+        "drives": drive_lines(checks, inventory.get("disks") or []),  # the buyer's line per drive
         "exit_code": EXIT_CODES[verdict],
     }
 
@@ -105,8 +112,10 @@ def _checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             checks.append({
                 "name": name, "outcome": "error",
-                "reasons": [f"did not finish: started {starts[name]}, the run's last record is from {records[-1]['t']}"],
-                "problems": [], "metrics": {}, "measurements": [], "not_qualified": [], "started": starts[name], "finished": None, "duration_s": None,
+                "reasons": [f"did not finish: started {starts[name]}, "
+                            f"the run's last record is from {records[-1]['t']}"],
+                "problems": [], "metrics": {}, "measurements": [], "not_qualified": [], "started": starts[name],
+                "finished": None, "duration_s": None,
             })
     return checks
 

@@ -34,15 +34,20 @@ ANY_DRIVE = StorageDrive(wwn="5002538e00000000")
 # corpus file -> the buyer's line
 CORPUS_VERDICTS = {
     'nvme-intel-optane-mempek1w032ga-nvme-lt-1.2-spare-thresh-0-smartctl73-json.json': 'accept',
-    'nvme-smart-block-swiss-apostrophe-separators-TEXT-excerpt.txt': "unknown: the drive's own SMART assessment passed could not be checked",
-    'nvme-smartctl66-A-space-thousands-separators-debian-TEXT-excerpt.txt': "unknown: the drive's own SMART assessment passed could not be checked",
+    'nvme-smart-block-swiss-apostrophe-separators-TEXT-excerpt.txt':
+        "unknown: the drive's own SMART assessment passed could not be checked",
+    'nvme-smartctl66-A-space-thousands-separators-debian-TEXT-excerpt.txt':
+        "unknown: the drive's own SMART assessment passed could not be checked",
     'nvme-smart-section-3-temp-sensors-4804-error-log-entries-TEXT-excerpt.txt': 'accept',
     'sas-hdd-hgst-4tb-smartctl73-corrected-errors-json.json': 'accept',
-    'sas-hdd-seagate-smartctl66-A-factory-hours-powered-up-TEXT-excerpt.txt': "unknown: the drive's own SMART assessment passed, uncorrected read/write/verify errors could not be checked",
+    'sas-hdd-seagate-smartctl66-A-factory-hours-powered-up-TEXT-excerpt.txt':
+        "unknown: the drive's own SMART assessment passed, uncorrected read/write/verify errors could not be checked",
     'sas-hdd-seagate-smartctl74-4-background-selftests-reserved-code-json.json': 'accept',
     'sata-hdd-seagate-st3200820as-ata7-no-rotation-rate-100216h-smartctl73-json.json': 'accept',
-    'sata-ssd-sandisk-sd8sn8u256g-smartctl70-a-old-columns-selftest-TEXT-excerpt.txt': 'unknown: percentage used could not be checked',
-    'sata-ssd-sandisk-ultra2-smartctl-brief-format-dashes-thresh-TEXT-excerpt.txt': 'unknown: percentage used could not be checked',
+    'sata-ssd-sandisk-sd8sn8u256g-smartctl70-a-old-columns-selftest-TEXT-excerpt.txt':
+        'unknown: percentage used could not be checked',
+    'sata-ssd-sandisk-ultra2-smartctl-brief-format-dashes-thresh-TEXT-excerpt.txt':
+        'unknown: percentage used could not be checked',
     'usb-sat-sandisk-pssd-smartctl74-a-d-sat-json.json': 'unknown: percentage used, temperature could not be checked',
     "spi-hdd-hp-mas3735nc-parallel-scsi-smartctl74-no-power-on-time-json.json": "accept",
     "sata-hdd-seagate-st3000vx000-smartctl-brief-format-TEXT-excerpt.txt": "accept",
@@ -145,6 +150,24 @@ def test_seller_claim_and_endurance_name_the_numbers():
     endurance = next(f for f in out.figures if f.name == "rated_endurance_used_percent")
     assert (endurance.value, endurance.outcome, endurance.detail) == (11.2, "passed",
                                                                       "(33.6 TB of the rated 300 TBW)")
+
+
+def test_seller_claim_on_a_drive_without_power_on_hours_is_unknown_not_passed_over():
+    """Real SCSI outputs without 'Accumulated power on time': the seller's claim cannot be checked, and says so."""
+    drive = ANY_DRIVE.model_copy(update={"seller_power_on_hours": 3000, "rated_endurance_tbw": 300})
+    for name in ("spi-hdd-hp-mas3735nc-parallel-scsi-smartctl74-no-power-on-time-json.json",
+                 "sas-hdd-toshiba-mg08sca16tey-megaraid-smartctl71-json.json"):
+        out = judged(corpus_health(name), drive)
+        hours = next(f for f in out.figures if f.name == "power_on_hours")
+        assert (hours.value, hours.outcome) == (None, "unknown"), name
+        assert "the seller claimed 3,000 h (+10% accepted) was not checked" in hours.detail
+        assert "sg_logs --page=0x15" in hours.detail
+        endurance = next(f for f in out.figures if f.name == "rated_endurance_used_percent")
+        assert endurance.outcome == "unknown" and "rated 300 TBW" in endurance.detail
+        assert out.line.startswith("unknown: ") and "power-on hours" in out.line, out.line
+    # without a claim or a limit there is nothing to check: no figure
+    bare = judged(corpus_health("sas-hdd-toshiba-mg08sca16tey-megaraid-smartctl71-json.json"))
+    assert "power_on_hours" not in outcomes(bare) and "rated_endurance_used_percent" not in outcomes(bare)
 
 
 def test_serial_of_another_drive_rejects():

@@ -172,8 +172,9 @@ def judge_health(health: DriveHealth, drive: StorageDrive, settings: SsdHealthSe
     add("error_log_entries", Figure("error_log_entries_total", health.error_log_entries, text="error-log entries"))
     add("unsafe_shutdowns", Figure("unsafe_shutdowns_total", health.unsafe_shutdowns,
                                    high=settings.max_unsafe_shutdowns, text="unsafe shutdowns"))
-    if health.power_on_hours is not None or "power_on_hours" in expected:
-        out.figures.append(_power_on_hours(health.power_on_hours, drive, settings))
+    hours = _power_on_hours(health.power_on_hours, drive, settings)
+    if health.power_on_hours is not None or "power_on_hours" in expected or hours.high is not None:
+        out.figures.append(hours)  # a limit the profile set is judged, or said unknown: never passed over
     out.figures.extend(_endurance(health, drive, settings))
     add("temperature_c", Figure("temperature_celsius", health.temperature_c, unit="°C",
                                 high=settings.max_temperature_c, text="temperature"))
@@ -196,15 +197,22 @@ def _power_on_hours(hours: int | None, drive: StorageDrive, settings: SsdHealthS
     if settings.max_power_on_hours is not None:
         limits.append((settings.max_power_on_hours, "the profile's max_power_on_hours"))
     high, because = min(limits) if limits else (None, None)
-    years = f"({hours / HOURS_PER_YEAR:.1f} years)" if hours is not None else ""
-    return Figure("power_on_hours", hours, unit="h", high=high, text="power-on hours", detail=years, because=because)
+    detail = f"({hours / HOURS_PER_YEAR:.1f} years)" if hours is not None else (
+        f"(the drive reports none, so {because} was not checked; SAS/SCSI drives give them only with the "
+        "background-scan log page: read them with `sg_logs --page=0x15 <device>` or the vendor's tool and "
+        "compare by hand)" if because else "")
+    return Figure("power_on_hours", hours, unit="h", high=high, text="power-on hours", detail=detail, because=because)
 
 
 def _endurance(health: DriveHealth, drive: StorageDrive, settings: SsdHealthSettings) -> list[Figure]:
     written = health.data_written_bytes
-    if written is None:
-        return []
     rated = drive.rated_endurance_tbw
+    if written is None:  # the rated endurance the profile gives is said unchecked, not passed over
+        return [] if rated is None else [Figure(
+            "rated_endurance_used_percent", None, unit="%", high=100 * settings.max_endurance_used,
+            text="rated endurance used",
+            detail=f"(the drive reports no data written to compare with the rated {rated:,g} TBW; read it with "
+                   "the vendor's tool, or `sg_logs --page=0x2 <device>` on SAS)")]
     if rated is None:
         return [Figure("data_written_terabytes", round(written / TB, 1), unit="TB", text="data written",
                        detail="(no rated endurance in the profile to compare)")]
