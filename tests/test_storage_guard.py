@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from qualify.parsers.wipefs import parse_wipefs_json
-from qualify.profile import StorageDrive
+from qualify.profile import StorageDrive, load_profile
 from qualify.storage import (
     DriveNotFound,
     WriteRefused,
@@ -402,3 +403,18 @@ def test_a_mount_in_another_mount_namespace_is_refused(loops, serial, tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_serial_with_shell_and_yaml_syntax_is_only_a_name(loops, tmp_path, monkeypatch):
+    """A serial is data: it resolves to its device and runs nothing, in the profile's YAML or on the node."""
+    serial = f"QLAB-{os.getpid()}-a;$(touch {tmp_path}/ran)`touch {tmp_path}/ran`'\"&|#: [x]"
+    device = loops.make(serial)
+    monkeypatch.chdir(tmp_path)
+    profile = tmp_path / "n1.yaml"
+    profile.write_text(yaml.safe_dump({"host": "localhost", "checks": {"storage": {"drives": [{"serial": serial}]}}}))
+    (listed,) = load_profile("n1", profile).profile.checks.storage.drives
+    assert listed.serial == serial
+    assert resolve_drive(local_node(), listed).path == device
+    with pytest.raises(WriteRefused, match=r"\[allow_destroy\]"):
+        checked_for_writing(local_node(), listed, KEY)
+    assert not (tmp_path / "ran").exists()
