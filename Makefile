@@ -122,6 +122,6 @@ bench: install tools
 	$(PY) benchmarks/integrity_write_verify.py 1024 3
 	$(PY) benchmarks/iperf_overhead.py lab-pve2 lab-pve1 5 3 2e9
 	$(PY) benchmarks/freeze_detection.py lab-pve2 20 5
-	$(PY) benchmarks/node_side_cpu.py lab-pve2 60
+	$(PY) benchmarks/node_side_cpu.py lab-pve2 120
 	$(PY) benchmarks/mesh_wall.py 3 3
 	$(PY) benchmarks/mesh_wall.py 4 3
