@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -418,3 +420,35 @@ def test_a_serial_with_shell_and_yaml_syntax_is_only_a_name(loops, tmp_path, mon
     with pytest.raises(WriteRefused, match=r"\[allow_destroy\]"):
         checked_for_writing(local_node(), listed, KEY)
     assert not (tmp_path / "ran").exists()
+
+
+HIDDEN_OPENER = """
+import ctypes, os, sys, threading, time
+def hidden():
+    assert ctypes.CDLL(None, use_errno=True).unshare(0x400) == 0  # CLONE_FILES: a file table of its own
+    os.open(sys.argv[1], os.O_RDWR)
+    print("ready", flush=True)
+    time.sleep(60)
+threading.Thread(target=hidden, daemon=True).start()
+time.sleep(60)
+"""
+
+
+def test_a_thread_with_a_file_table_of_its_own_is_seen(loops, serial):
+    """The device open only in one thread's own file table: not in /proc/<pid>/fd, which fuser reads."""
+    device = loops.make(serial)
+    user = subprocess.Popen([sys.executable, "-c", HIDDEN_OPENER, device], stdout=subprocess.PIPE, text=True)
+    try:
+        assert user.stdout.readline().strip() == "ready"
+        assert not any(os.path.realpath(f"/proc/{user.pid}/fd/{fd}") == device
+                       for fd in os.listdir(f"/proc/{user.pid}/fd"))
+        before = checksum(device)
+        with pytest.raises(WriteRefused) as refused:
+            checked_for_writing(local_node(), drive(serial, allow_destroy=True, wipe=True), KEY)
+        assert [r.rule for r in refused.value.refusals] == ["open"]
+        assert re.search(rf"open by pid {user.pid} \(python[\d.]*, read-write\) on {device.removeprefix('/dev/')}",
+                         str(refused.value))
+        assert checksum(device) == before
+    finally:
+        user.kill()
+        user.wait()

@@ -82,7 +82,7 @@ class DeviceUse:
 # WHERE", "swap NAME PATH", "open NAME PID MODE COMM", "served NAME CONFIG", "unseen N" (processes whose files could not
 # be read), "busy". Exit 3: no such device. Perl is Essential on Debian (perl-base), Python is not.
 _USE_SCRIPT = r"""
-use strict; use Fcntl;
+use strict; use Fcntl; use Config;
 my ($sys, $cfg, $top, $probe, @ours) = @ARGV;
 my %ours = map { $_ => 1 } @ours, $$;
 -d "$sys/$top" or exit 3;
@@ -150,20 +150,32 @@ if (open(my $sw, '<', '/proc/swaps')) {
   <$sw>;
   while (<$sw>) { my ($p) = split ' '; my $on = by_source($p); print "swap $on ", printable($p), "\n" if defined $on }
 }
+# A thread may have a file table of its own (unshare(CLONE_FILES)): not in /proc/<pid>/fd, only in its
+# task's. kcmp(KCMP_FILES) says which threads share the leader's table, so only the others are read.
+my %kcmp = (x86_64 => 312, aarch64 => 272, riscv64 => 272, ppc64le => 354, s390x => 343);
+my $kcmp = $kcmp{($Config{archname} =~ /^([^-]+)/)[0]};
+sub tables {
+  my $pid = shift;
+  my @own = grep { /^\d+$/ && $_ != $pid } entries("/proc/$pid/task");
+  my @apart = grep { !$kcmp || syscall($kcmp, $pid + 0, $_ + 0, 2, 0, 0) != 0 } @own;  # 2: KCMP_FILES
+  return ("/proc/$pid", map { "/proc/$pid/task/$_" } @apart);
+}
 sub openers {
   my (%found, $unseen);
   for my $pid (grep { /^\d+$/ && !$ours{$_} } entries('/proc')) {
-    opendir(my $dh, "/proc/$pid/fd") or do { $unseen++ if $!{EACCES}; next };
-    for my $fd (grep { /^\d+$/ } readdir $dh) {
-      my @st = stat("/proc/$pid/fd/$fd") or next;
-      -b _ or next;
-      my $on = $num{devno($st[6])} // next;
-      my $flags = 0;
-      if (open(my $fi, '<', "/proc/$pid/fdinfo/$fd")) { while (<$fi>) { $flags = oct($1) if /^flags:\s+(\d+)/ } }
-      my $mode = ('read-only', 'write-only', 'read-write')[$flags & 3] // 'read-write';
-      my $comm = line("/proc/$pid/comm") // '?';
-      $comm = printable($comm);
-      $found{"$pid $fd"} = "open $on $pid $mode $comm";
+    for my $table (tables($pid)) {
+      opendir(my $dh, "$table/fd") or do { $unseen++ if $!{EACCES} && $table eq "/proc/$pid"; next };
+      for my $fd (grep { /^\d+$/ } readdir $dh) {
+        my @st = stat("$table/fd/$fd") or next;
+        -b _ or next;
+        my $on = $num{devno($st[6])} // next;
+        my $flags = 0;
+        if (open(my $fi, '<', "$table/fdinfo/$fd")) { while (<$fi>) { $flags = oct($1) if /^flags:\s+(\d+)/ } }
+        my $mode = ('read-only', 'write-only', 'read-write')[$flags & 3] // 'read-write';
+        my $comm = line("$table/comm") // '?';
+        $comm = printable($comm);
+        $found{"$table $fd"} = "open $on $pid $mode $comm";
+      }
     }
   }
   return (\%found, $unseen // 0);
