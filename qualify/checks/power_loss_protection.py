@@ -15,6 +15,7 @@ import pytest
 from qualify.findings import Findings
 from qualify.node import Node
 from qualify.profile import Profile
+from qualify.storage.named import named_drives
 from qualify.storage.plp import collect, judge
 from qualify.storage.runner import fio_capabilities
 from qualify.store import RunStore
@@ -25,9 +26,8 @@ VERDICT = "plp_verdict"
 @pytest.mark.destructive
 def check_power_loss_protection(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
     storage = profile.checks.storage
-    if not storage.drives:
-        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
-                      how="name the drives under checks.storage.drives, with allow_destroy: true for those to test")
+    named_drives(storage, findings,
+                 how="name the drives under checks.storage.drives, with allow_destroy: true for those to test")
     settings = profile.checks.power_loss_protection
     capabilities = fio_capabilities(node, storage.ioengine)
     if settings.sync == "dsync" and not capabilities.dsync:

@@ -23,6 +23,7 @@ from qualify.profile import Profile, StorageDrive, StorageSettings
 from qualify.storage import BlockDevice, WriteRefused, checked_for_writing, device_use, refusals, resolve_drive
 from qualify.storage.health import read_health
 from qualify.storage.jobs import PERCENTILES, FioJobSpec, matrix_job
+from qualify.storage.named import named_drives
 from qualify.storage.runner import FioCapabilities, Progress, fio_capabilities, kernel_events, run_fio
 from qualify.store import RunStore
 
@@ -69,9 +70,8 @@ class StorageEvidence:
 @pytest.mark.destructive
 def check_storage(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
     settings = profile.checks.storage
-    if not settings.drives:
-        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
-                      how="the node showed no drive with a serial or WWN; name drives under checks.storage.drives")
+    named_drives(settings, findings,
+                 how="the node showed no drive with a serial or WWN; name drives under checks.storage.drives")
     judge(collect(node, settings, run_store), settings, findings)
 
 
