@@ -30,10 +30,9 @@ from qualify.profile import DriveIntegritySettings, Profile, StorageDrive
 from qualify.storage import (
     WriteRefused,
     checked_for_writing,
-    device_use,
-    refusals,
     resolve_drive,
 )
+from qualify.storage.allowed import why_not_written
 from qualify.storage.figures import DriveJudgement, Figure
 from qualify.storage.integrity import (
     HOLDS,
@@ -110,12 +109,8 @@ def collect(node: Node, drive: StorageDrive, key: str, settings: DriveIntegrityS
     label = drive.serial or drive.wwn or ""
     device = resolve_drive(node, drive)
     ev = IntegrityEvidence(label=label, device=device.path, claimed=device.size_bytes or 0)
-    if not drive.allow_destroy:
-        ev.not_run = f"the profile does not allow destroying its data (set {key}.allow_destroy: true)"
-        return ev
-    found = refusals(drive, device_use(node, device), key)
-    if found:
-        ev.not_run = "; ".join(str(r) for r in found)
+    ev.not_run = why_not_written(node, drive, device, key)
+    if ev.not_run:
         return ev
     geometry = Geometry(nonce=secrets.randbits(63), block=settings.block_size, chunk=settings.chunk_mib << 20,
                         threads=settings.threads, interval_s=settings.sample_interval)
@@ -126,7 +121,7 @@ def collect(node: Node, drive: StorageDrive, key: str, settings: DriveIntegrityS
             ev.probe, text, ev.probe_failed = run_probe(node, target.path, geometry, offsets)
             run_store.save_raw(f"integrity-probe-{label}.txt", text)
             if ev.probe_failed or capacity_from_probe(ev.claimed, ev.probe).fake:
-                ev.surface_skipped = "the probe already rejected the drive" if not ev.probe_failed else "the probe failed"
+                ev.surface_skipped = "the probe failed" if ev.probe_failed else "the probe already rejected the drive"
                 return ev
         if not settings.surface:
             ev.surface_skipped = "drive_integrity.surface is off in the profile"

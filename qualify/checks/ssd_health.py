@@ -66,6 +66,7 @@ def check_ssd_health(node: Node, profile: Profile, findings: Findings, run_store
     if not judged:
         findings.skip("no drive has SMART data or a PCIe link (loop devices); nothing to accept or reject")
     findings.metric("verdicts", {j.subject: j.line for j in judged})
+    findings.metric("models", {j.subject: j.model for j in judged if j.model})  # the buyer's line names it
     for judgement in judged:
         judgement.record(findings, VERDICT)
     findings.note(f"known drive issues: {len(known.issues)} published defects dated {known.date}"
@@ -132,6 +133,7 @@ def judge_health(health: DriveHealth, drive: StorageDrive, settings: SsdHealthSe
                  issues: tuple = ()) -> None:
     identity = " ".join(p for p in (health.model, f"firmware {health.firmware}" if health.firmware else "") if p)
     out.notes.append(f"{health.protocol} drive {identity}".strip())
+    out.model = health.model
     expected = set(_EXPECTED.get(health.protocol, ()))
     if health.solid_state and health.protocol != "NVMe":
         expected.add("percentage_used")  # an SSD must say how worn it is; a spinning disk has no such figure

@@ -29,7 +29,9 @@ def drive_lines(checks: list[dict[str, Any]], disks: Iterable[dict[str, Any]] = 
     by_name = {c["name"]: c for c in checks}
     subjects = dict.fromkeys(m["subject"] for name in DRIVE_CHECKS for m in _rows(by_name.get(name))
                              if m.get("subject"))
-    models = {d.get("serial"): d.get("model") for d in disks if d.get("serial")}
+    models = {d.get("serial"): d.get("model") for d in disks if d.get("serial") and d.get("model")}
+    models |= {s: m for s, m in ((by_name.get("ssd_health") or {}).get("metrics", {}).get("models") or {}).items()
+               if s not in models}  # SMART's model where lsblk gives none (loop devices, some HBAs)
     return [_drive(subject, by_name, models.get(subject)) for subject in subjects]
 
 

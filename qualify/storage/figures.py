@@ -4,28 +4,17 @@ before they are recorded with findings.measure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from qualify.findings import Findings, Value, decide, format_value, limit_text
+from qualify import findings as measured
+from qualify.findings import Findings, format_value, limit_text
 
 _WORDS = {"celsius", "percent", "total", "hours", "minutes", "gts", "lanes", "ratio", "count"}
 
 
 @dataclass(frozen=True)
-class Figure:
-    name: str
-    value: Value
-    unit: str = ""
-    low: float | None = None
-    high: float | None = None
-    text: str | None = None
-    detail: str = ""
-    because: str | None = None
-    warn: bool = False
-
-    @property
-    def outcome(self) -> str:
-        return decide(self.value, self.low, self.high, self.warn)
+class Figure(measured.Figure):
+    """findings' Figure, named for a drive: `what` drops the unit words, `short` is the buyer's reason."""
 
     @property
     def what(self) -> str:
@@ -42,6 +31,7 @@ class Figure:
 @dataclass
 class DriveJudgement:
     subject: str
+    model: str | None = None
     figures: list[Figure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -61,7 +51,6 @@ class DriveJudgement:
         for note in self.notes:
             findings.note(f"{self.subject}: {note}")
         for f in self.figures:
-            findings.measure(f.name, f.value, unit=f.unit, low=f.low, high=f.high, subject=self.subject,
-                             because=f.because, warn=f.warn, text=f.what, detail=f.detail)
+            findings.record(replace(f, text=f.what), self.subject)
         for warning in self.warnings:
             findings.warning(f"{self.subject}: {warning}")

@@ -70,7 +70,8 @@ def parse_probe(text: str, source: str) -> list[ProbeBlock]:
         fields = line.split()
         if not fields or fields[0] != "block":
             continue
-        if len(fields) != 4 or fields[2] not in KINDS or not all(f.lstrip("-").isdigit() for f in (fields[1], fields[3])):
+        numbers = (fields[1], fields[3]) if len(fields) == 4 else ()
+        if not numbers or fields[2] not in KINDS or not all(f.lstrip("-").isdigit() for f in numbers):
             raise ParseError(source, f"unexpected probe line {line!r}")
         held = int(fields[3])
         blocks.append(ProbeBlock(int(fields[1]), fields[2], None if held < 0 else held))
@@ -105,7 +106,8 @@ class Capacity:
             return f"all {self.blocks} probe blocks from 0 to {binary_size(self.claimed)} read back as written"
         if self.wraps_at:
             return f"blocks wrap at {binary_size(self.wraps_at)}"
-        return f"the block at {binary_size(bad.offset)} reads back {HOLDS[bad.kind].format(held=binary_size(bad.held or 0))}"
+        held = HOLDS[bad.kind].format(held=binary_size(bad.held or 0))
+        return f"the block at {binary_size(bad.offset)} reads back {held}"
 
     def sentence(self) -> str:
         """"claims 1.00 TB, holds 238 GiB: blocks wrap at 238 GiB" (binary sizes for what it holds)."""
@@ -296,7 +298,8 @@ def run_probe(node: Node, device: str, geometry: Geometry, offsets: Sequence[int
     blocks = parse_probe(text, f"{node.name}: drive integrity probe of {device}")
     if status != 0 or len(blocks) != len(offsets):
         detail = "; ".join(stderr.strip().splitlines()[-3:]) or "no error output"
-        return blocks, text, f"the probe ended with status {status} after {len(blocks)} of {len(offsets)} blocks: {detail}"
+        return blocks, text, (f"the probe ended with status {status} after {len(blocks)} of {len(offsets)} blocks: "
+                              f"{detail}")
     return blocks, text, ""
 
 

@@ -18,13 +18,12 @@ from qualify.profile import PowerLossProtectionSettings, StorageDrive, StorageSe
 from qualify.storage import (
     WriteRefused,
     checked_for_writing,
-    device_use,
-    refusals,
     resolve_drive,
 )
+from qualify.storage.allowed import why_not_written
 from qualify.storage.figures import DriveJudgement, Figure
 from qualify.storage.jobs import FioJobSpec
-from qualify.storage.runner import FioCapabilities, run_fio
+from qualify.storage.runner import FioCapabilities, Progress, run_fio
 from qualify.store import RunStore
 
 STREAM = "power_loss_protection"
@@ -57,12 +56,8 @@ def collect(node: Node, drive: StorageDrive, key: str, settings: PowerLossProtec
     label = drive.serial or drive.wwn or ""
     device = resolve_drive(node, drive)
     ev = PlpEvidence(label, device.path, settings.sync)
-    if not drive.allow_destroy:
-        ev.not_run = f"the profile does not allow destroying its data (set {key}.allow_destroy: true)"
-        return ev
-    found = refusals(drive, device_use(node, device), key)
-    if found:
-        ev.not_run = "; ".join(str(r) for r in found)
+    ev.not_run = why_not_written(node, drive, device, key)
+    if ev.not_run:
         return ev
     samples = run_store.samples(STREAM)
     for job in plp_jobs(settings):
@@ -72,9 +67,11 @@ def collect(node: Node, drive: StorageDrive, key: str, settings: PowerLossProtec
             ev.not_run = str(refused)
             return ev
         argv = job.argv(target.path, settings.job_runtime, storage.ioengine, capabilities.dsync)
-        outcome = run_fio(node, argv, settings.job_runtime,
-                          lambda p, name=job.name: samples.append({"drive": label, "job": name, "t": p.t_s,
-                                                                   "write_iops": p.write_iops}))
+
+        def sample(p: Progress, name: str = job.name) -> None:
+            samples.append({"drive": label, "job": name, "t": p.t_s, "write_iops": p.write_iops})
+
+        outcome = run_fio(node, argv, settings.job_runtime, sample)
         if outcome.report_text:
             run_store.save_raw(f"fio-{label}-{job.name}.json", outcome.report_text)
         if outcome.failed or outcome.result is None:
@@ -100,7 +97,8 @@ def judge(ev: PlpEvidence, settings: PowerLossProtectionSettings) -> DriveJudgem
     out.notes.append(ev.device)
     if ev.not_run:
         out.figures.append(Figure("sync_write_share_ratio", None, low=settings.min_sync_share,
-                                  text="sync writes as a share of plain writes", detail=f"(not measured: {ev.not_run})"))
+                                  text="sync writes as a share of plain writes",
+                                  detail=f"(not measured: {ev.not_run})"))
         return out
     plain, sync = ev.plain_iops or 0.0, ev.sync_iops or 0.0
     share = sync / plain if plain > 0 else None

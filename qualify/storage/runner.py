@@ -50,9 +50,9 @@ def fio_capabilities(node: Node, ioengine: str) -> FioCapabilities:
     engines = frozenset(node.run(["fio", "--enghelp"]).stdout.split()[3:])  # after "Available IO engines:"
     if ioengine not in engines:
         since = f" (io_uring came with fio {'.'.join(map(str, IO_URING_SINCE))})" if ioengine == "io_uring" else ""
+        has = ", ".join(sorted(engines & {"io_uring", "libaio"})) or "none"
         raise QualifyError(f"{node.name}: {version} has no '{ioengine}' I/O engine{since}; set "
-                           f"checks.storage.ioengine to one it has ({', '.join(sorted(engines & {'io_uring', 'libaio'})) or 'none'}) "
-                           "or upgrade fio")
+                           f"checks.storage.ioengine to one it has ({has}) or upgrade fio")
     dsync = "dsync" in node.run(["fio", "--cmdhelp=sync"], check=False).stdout
     return FioCapabilities(version=version, engines=engines, dsync=dsync)
 
@@ -109,7 +109,8 @@ def run_fio(node: Node, argv: list[str], runtime_s: float, on_progress: Callable
     A job that writes to a device holds it for its whole length (WriteRefused when the guard says no).
     """
     device = written_device(argv)
-    with node.exclusive(f"fio writing to {device}" if device else "fio"), held_for_writing(node, *drive_at(node, device)) if device else nullcontext():
+    held = held_for_writing(node, *drive_at(node, device)) if device else nullcontext()
+    with node.exclusive(f"fio writing to {device}" if device else "fio"), held:
         return _stream(node, argv, runtime_s, on_progress)
 
 
@@ -164,7 +165,7 @@ def _progress(previous: FioResult | None, report: FioResult) -> Progress | None:
     seconds = (now[0] - before[0]) / 1000
     if seconds <= 0:
         return None
-    rates = [(a - b) / seconds for a, b in zip(now[1:], before[1:])]
+    rates = [(a - b) / seconds for a, b in zip(now[1:], before[1:], strict=True)]
     return Progress(t_s=now[0] / 1000, read_bytes_s=rates[0], write_bytes_s=rates[1], read_iops=rates[2],
                     write_iops=rates[3], read_bytes=now[1], written_bytes=now[2])
 
