@@ -159,3 +159,11 @@ def test_over_ssh_the_write_job_holds_the_drive_too(loops, serial, tmp_path):
     assert job.outcome is not None and job.outcome.failed is None, job.error or job.outcome.failed
     assert mkfs.returncode != 0 and re.search("busy|in use", mkfs.stderr, re.IGNORECASE), mkfs.stderr
     assert region_checksum(device, 16 * MIB) == rest
+
+
+def test_one_tree_spelled_differently_is_one_run_lock():
+    """Two runs of one machine must not load it at once because one profile says /sys/ and the other //sys."""
+    keys = {local_node(paths={"sysfs": spelling}).lock_key for spelling in ("/sys", "/sys/", "//sys", "/sys/.",
+                                                                          "/proc/../sys")}
+    assert len(keys) == 1
+    assert local_node(paths={"sysfs": "/tmp/tree"}).lock_key not in keys

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import shlex
 import subprocess
@@ -104,10 +105,10 @@ class Node(ABC):
 
     # -- backend
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - a hook: most backends need none
         """Make sure the node answers; NodeUnreachable otherwise."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: most backends need none
         pass
 
     @abstractmethod
@@ -118,7 +119,7 @@ class Node(ABC):
         """How much longer than a command's own limit the controller waits for its answer."""
         return 5.0
 
-    def _transport_failed(self, code: int, err: str, argv: list[str]) -> None:
+    def _transport_failed(self, code: int, err: str, argv: list[str]) -> None:  # noqa: B027 - a hook: most backends need none
         """Raise when the answer came from the transport (ssh), not from the command."""
 
     # -- commands
@@ -192,7 +193,8 @@ class Node(ABC):
     @property
     def lock_key(self) -> str:
         """Which node's run lock is ours: its tree, with the node's network namespace (lock.py)."""
-        return hashlib.sha256(self.paths.sysfs.encode()).hexdigest()[:12]
+        tree = "/" + posixpath.normpath(self.paths.sysfs).lstrip("/")  # /sys/, //sys and /sys/. are one tree
+        return hashlib.sha256(tree.encode()).hexdigest()[:12]
 
     @contextmanager
     def exclusive(self, purpose: str) -> Iterator[None]:

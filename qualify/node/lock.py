@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 LOAD_TOOLS = frozenset({"fio", "stress-ng", "stressapptest"})
 EXIT_HELD = 75  # EX_TEMPFAIL: another run holds the lock
 
-# $1 the node's lock key, $2 how long to wait (s), $3 who we are. The run lock taken, it waits (in the same time) until the
-# load lock can be taken exclusively: no load of an earlier run (fio, stress-ng, a device hold, each
-# holding it shared under its tether) is left on the node - a killed run's tethers are still ending
+# $1 the node's lock key, $2 how long to wait (s), $3 who we are. The run lock taken, it waits (in the
+# same time) until the load lock can be taken exclusively: no load of an earlier run (fio, stress-ng, a
+# device hold, each holding it shared under its tether) is left on the node - a killed run's tethers are still ending
 # them. Prints "waiting <owner>" once, then "locked <file>" or "held <owner>" (exit 75).
 _SOURCE = r"""
 use strict; use Fcntl qw(:flock O_RDWR O_CREAT);
@@ -49,7 +49,8 @@ LOCKS
 -d $lockdir && -o $lockdir or do { print "error $lockdir is not a folder of ours\n"; exit 1 };
 my ($run, $load);
 for (["run", \$run], ["load", \$load]) {
-  sysopen(${$_->[1]}, "$lockbase.$_->[0]", O_RDWR | O_CREAT, 0600) or do { print "error $lockbase.$_->[0]: $!\n"; exit 1 };
+  sysopen(${$_->[1]}, "$lockbase.$_->[0]", O_RDWR | O_CREAT, 0600)
+    or do { print "error $lockbase.$_->[0]: $!\n"; exit 1 };
 }
 sub owner { seek($run, 0, 0); my $text = <$run> // ''; chomp $text; $text || 'another run (starting)' }
 my $what = '';

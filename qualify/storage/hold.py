@@ -35,7 +35,8 @@ _HOLD = r"""
 use strict; use Fcntl; $| = 1;
 my @held;
 for my $device (@ARGV) {
-  sysopen(my $fh, $device, O_RDONLY | O_EXCL) or do { print "refused $device ", ($!{EBUSY} ? 'busy' : $!), "\n"; exit 16 };
+  sysopen(my $fh, $device, O_RDONLY | O_EXCL)
+    or do { print "refused $device ", ($!{EBUSY} ? 'busy' : $!), "\n"; exit 16 };
   push @held, $fh;
 }
 print "held $$\n";
