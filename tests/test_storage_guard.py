@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from qualify.errors import QualifyError
 from qualify.parsers.wipefs import parse_wipefs_json
 from qualify.profile import StorageDrive, load_profile
 from qualify.storage import (
@@ -452,3 +453,17 @@ def test_a_thread_with_a_file_table_of_its_own_is_seen(loops, serial):
     finally:
         user.kill()
         user.wait()
+
+
+def test_signatures_that_cannot_be_read_refuse_with_the_reason(loops, serial, tmp_path, monkeypatch):
+    """wipefs failing (a device cgroup, an old util-linux) is a clear refusal naming the tool, not a bare failure."""
+    loops.make(serial, fill=False)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "wipefs").write_text("#!/bin/sh\necho 'wipefs: error: probing initialization failed: "
+                                 "Operation not permitted' >&2\nexit 1\n")
+    (fake / "wipefs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    with pytest.raises(QualifyError, match=r"cannot read the signatures on /dev/loop\d+, so nothing is written to it "
+                                           r"\(wipefs --no-act exited with status 1: .*Operation not permitted\)"):
+        checked_for_writing(local_node(), drive(serial, allow_destroy=True), KEY)

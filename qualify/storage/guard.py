@@ -224,7 +224,12 @@ def device_use(node: Node, device: BlockDevice, ours: Sequence[int] = (), probe_
     def of(kind: str, width: int) -> list[list[str]]:
         return [f for f in lines if f[0] == kind and len(f) == width]
 
-    wipefs = node.run(["wipefs", "--no-act", "--json", device.path])
+    wipefs = node.run(["wipefs", "--no-act", "--json", device.path], check=False)
+    if wipefs.returncode != 0:
+        raise QualifyError(f"{node.name}: cannot read the signatures on {device.path}, so nothing is written to it "
+                           f"(wipefs --no-act exited with status {wipefs.returncode}: "
+                           f"{wipefs.stderr.strip()[-300:] or 'no error output'}); run qualify on the node as root, "
+                           "with util-linux 2.29 or newer")
     return DeviceUse(
         partitions=[f[1] for f in of("part", 3) if f[2] == device.name],
         holders=[f[1] + (f" (on {f[2]})" if f[2] != device.name else "") for f in of("holder", 3)],
