@@ -161,7 +161,7 @@ def test_the_lab_node_rejects_its_fake_drive_and_accepts_its_healthy_one(fake_la
         "checks:\n  storage:\n    drives:\n"
         f"      - {{serial: {healthy}, allow_destroy: true}}\n      - {{serial: {fake}, allow_destroy: true}}\n"
         "  drive_integrity: {sample_interval: 0.5}\n")
-    proc = workspace.qualify("run", "lab-pve1", "--checks", "drive_integrity")
+    proc = workspace.qualify("run", "lab-pve1", "--checks", "drive_integrity or selftest or ssd_health")
     assert proc.returncode == 1, proc.stderr
     verdict = json.loads((workspace.runs("lab-pve1")[-1] / "verdict.json").read_text())
     [check] = [c for c in verdict["checks"] if c["name"] == "drive_integrity"]
@@ -169,5 +169,11 @@ def test_the_lab_node_rejects_its_fake_drive_and_accepts_its_healthy_one(fake_la
     assert lines[healthy] == "accept"
     assert lines[fake] == "reject: claims 1.07 GB, holds 256 MiB (minimum 1 GiB)"
     assert any(f"{fake}: claims 1.07 GB, holds 256 MiB (blocks wrap at 256 MiB)" in r for r in check["reasons"])
+    # the buyer's line over the three drive checks: the healthy drive accepted, the fake one rejected by its capacity
+    drives = {d["subject"]: d for d in verdict["drives"]}
+    assert (drives[healthy]["line"], drives[healthy]["checks"]) == (
+        "accept", {"drive_integrity": "passed", "selftest": "passed", "ssd_health": "passed"}), drives[healthy]
+    assert drives[fake]["line"] == "reject: drive_integrity: claims 1.07 GB, holds 256 MiB (blocks wrap at 256 MiB) " \
+                                   "(minimum 1 GiB)", drives[fake]
     report = (workspace.runs("lab-pve1")[-1] / "report.html").read_text()
     assert f"Drive {healthy}: write pass speed over the surface" in report

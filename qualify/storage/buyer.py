@@ -19,7 +19,7 @@ from typing import Any
 JUDGES = ("drive_integrity", "selftest", "ssd_health")
 WHERE_RAN = ("drive_identity", "power_loss_protection")
 DRIVE_CHECKS = JUDGES + WHERE_RAN
-HOW_TO_RUN = "run `qualify run <node> --checks {check}` with the drive named under checks.storage.drives"
+HOW_TO_RUN = "run `qualify run <node> --checks '{checks}'` with the drive named under checks.storage.drives"
 GENERIC_HOW = "or drop its limit from the profile"
 _NOT_JUDGED = re.compile(r" \([^()]*: not judged\)$")  # the limits an unknown figure would have been judged by
 
@@ -39,17 +39,21 @@ def _drive(subject: str, by_name: dict[str, dict[str, Any]], model: str | None) 
     outcomes: dict[str, str] = {}
     failed: list[str] = []
     unknown: list[str] = []
+    not_run: list[str] = []
     for name in DRIVE_CHECKS:
         check = by_name.get(name)
         if check is None or (name in WHERE_RAN and check["outcome"] == "skipped"):
             if name in JUDGES:
                 outcomes[name] = "not run"
-                unknown.append(f"{name} was not run ({HOW_TO_RUN.format(check=name)})")
+                not_run.append(name)
             continue
         outcome, fails, gaps = _judged(subject, check)
         outcomes[name] = outcome
         failed += [f"{name}: {reason}" for reason in fails]
         unknown += [f"{name}: {gap}" for gap in gaps]
+    if not_run:
+        unknown.append(f"{', '.join(not_run)} {'was' if len(not_run) == 1 else 'were'} not run "
+                       f"({HOW_TO_RUN.format(checks=' or '.join(not_run))})")
     if failed:
         verdict, line = "reject", f"reject: {failed[0]}"
     elif unknown:
@@ -73,7 +77,7 @@ def _judged(subject: str, check: dict[str, Any]) -> tuple[str, list[str], list[s
     if not rows:  # the check ran but said nothing of this drive
         if check["outcome"] == "failed":  # a failure it named no drive for: not this drive's accept either
             return "failed", [], [f"failed without naming a drive: {(check.get('problems') or ['failed'])[0]}"]
-        return "not judged", [], [f"did not judge it ({HOW_TO_RUN.format(check=check['name'])})"]
+        return "not judged", [], [f"did not judge it ({HOW_TO_RUN.format(checks=check['name'])})"]
     return ("failed" if fails else "unknown" if gaps else "passed"), fails, gaps
 
 
@@ -85,8 +89,11 @@ def _rows(check: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _reason(measurement: dict[str, Any], subject: str) -> str:
-    sentence = measurement.get("sentence") or measurement.get("name", "")
-    return _NOT_JUDGED.sub("", sentence.removeprefix(f"{subject}: "))
+    """The measurement's sentence without the drive's name, the unjudged limits and the why of the limit."""
+    sentence = str(measurement.get("sentence") or measurement.get("name", "")).removeprefix(f"{subject}: ")
+    if measurement.get("because"):
+        sentence = sentence.removesuffix(f" — {measurement['because']}")
+    return _NOT_JUDGED.sub("", sentence)
 
 
 def _how(check: dict[str, Any], measurement: dict[str, Any]) -> str:
