@@ -70,6 +70,17 @@ def test_all_zero_module_is_a_warning_not_a_failure():
     assert findings.reasons[-1].startswith("warning: enp6s0f0: FS SFP-10GSR-85 reports all-zero diagnostics")
 
 
+def test_qsfp_held_in_low_power_fails_naming_the_fix_and_a_powered_one_is_judged_per_lane():
+    low = judged(corpus_path("ethtool", "m-qsfp28-low-power-mode-all-lanes-0mw-minus-inf-dbm-elided-excerpt.txt")
+                 .read_text())
+    assert [m.name for m in low.measurements] == ["module_low_power_mode"]
+    assert "held in low-power mode" in low.problems[0] and "power-mode-policy high" in low.problems[0]
+    powered = judged(corpus_path("ethtool", "m-qsfp28-4-lanes-power-override-mlxsw-elided-excerpt.txt").read_text())
+    assert powered.problems == []
+    rx = [m for m in powered.measurements if m.name == "module_rx_power_milliwatts"]
+    assert [m.subject for m in rx] == [f"enp6s0f0 module lane {lane}" for lane in range(1, 5)]
+
+
 def test_module_without_dom():
     findings = judged("\tIdentifier : 0x03 (SFP)\n\tVendor name : OEM\n\tVendor PN : SFP-10G-LR\n"
                       "\tOptical diagnostics support : No\n")

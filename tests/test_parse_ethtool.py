@@ -208,6 +208,7 @@ def test_every_module_dump_parses():
         module = parse_ethtool_module(corpus_path("ethtool", name).read_text())
         assert (module.identifier, module.vendor, module.flags_on) == ("0x11 (QSFP28)", None, ())
         assert module.readings == lanes
+        assert module.low_power_mode is ("low-power" in name)  # Power override on, Power set on / off
     for name in set(MODULE_FILES) - set(QSFP_LANES):
         module = parse_ethtool_module(corpus_path("ethtool", name).read_text())
         assert (module.vendor, module.part_number, module.identifier) == ("FS", "SFP-10GSR-85", "0x03 (SFP)")

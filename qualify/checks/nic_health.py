@@ -271,8 +271,17 @@ def judge_module(iface: str, module: ModuleInfo, findings: Findings) -> None:
     name = " ".join(part for part in (module.vendor, module.part_number) if part) or "module"
     findings.metric(f"{iface}_module", {"vendor": module.vendor, "part": module.part_number,
                                         "serial": module.serial, "types": list(module.transceiver_types)})
-    if not module.diagnostics or not module.readings:
+    # QSFP dumps (SFF-8636) have no "Optical diagnostics support" line: their readings are the evidence
+    if module.diagnostics is False or not module.readings:
         findings.note(f"{iface}: {name} has no diagnostics (DOM): temperature and optical power not checked")
+        return
+    optical = [value for quantity in ("tx_power_mw", "rx_power_mw") for value in module.readings.get(quantity, ())]
+    if module.low_power_mode and optical and not any(optical):
+        # Not a fibre fault: the host holds the module in low power (SFF-8636), its lasers are off
+        findings.problem(f"{iface}: {name} is held in low-power mode (Power override and Power set on): every lane "
+                         f"sends and receives 0 mW, the link cannot carry traffic; let it power up with "
+                         f"`ethtool --set-module {iface} power-mode-policy high`",
+                         name="module_low_power_mode", subject=iface)
         return
     if not any(value for values in module.readings.values() for value in values):
         findings.warning(f"{iface}: {name} reports all-zero diagnostics (0 V supply, 0 mW): its DOM is "

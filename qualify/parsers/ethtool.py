@@ -204,6 +204,9 @@ class ModuleInfo:
     readings: dict[str, tuple[float, ...]]  # QUANTITIES -> one value per lane (one for SFP, four for QSFP)
     thresholds: dict[str, Thresholds]  # QUANTITIES -> the module's own alarm/warning limits
     flags_on: tuple[str, ...]  # alarm/warning flags the module raises, as ethtool names them
+    # QSFP (SFF-8636 byte 93): "Power override" on and "Power set" on hold the module in low-power mode, where
+    # its lasers are off and every lane reads 0 mW; None when ethtool prints neither line (SFP, CMIS)
+    low_power_mode: bool | None = None
 
 
 _LANE = r"(?:\s*\((?:Channel|Chan|Lane) (\d+)\))?"
@@ -266,7 +269,14 @@ def parse_ethtool_module(text: str, source: str = "ethtool -m") -> ModuleInfo:
         readings={q: tuple(v for _, v in sorted(lanes.items())) for q, lanes in readings.items()},
         thresholds={q: Thresholds(v.get("high_alarm"), v.get("low_alarm"), v.get("high_warning"), v.get("low_warning"))
                     for q, v in limits.items()},
-        flags_on=tuple(flags_on))
+        flags_on=tuple(flags_on), low_power_mode=_low_power_mode(fields, source))
+
+
+def _low_power_mode(fields: dict[str, str], source: str) -> bool | None:
+    if "Power set" not in fields or "Power override" not in fields:
+        return None
+    return _yes_no(fields["Power set"], "Power set", source) and _yes_no(fields["Power override"], "Power override",
+                                                                         source)
 
 
 def _number(value: str, quantity: str, source: str) -> float:
