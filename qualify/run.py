@@ -28,6 +28,7 @@ from qualify.options import duration_option, parse_labels
 from qualify.overlays import resolve_profile
 from qualify.profile import LoadedProfile, Profile
 from qualify.store import RunStore, read_records, reports_dir
+from qualify.terminal import printable
 from qualify.verdict import build_verdict, write_verdict
 from qualify.watch import Watcher, start_watch
 
@@ -70,13 +71,13 @@ class Run:
             labels=self.labels, profile_sources=list(self.loaded.sources),
             profile=self.profile.model_dump(mode="json"), argv=argv, version=__version__,
         )
-        print(f"{self.name}: run {self.store.run_dir}", file=sys.stderr)
+        print(printable(f"{self.name}: run {self.store.run_dir}"), file=sys.stderr)
         try:
             self.node = connect(self.name, self.profile)
         except QualifyError as exc:
             self.connect_error = exc
             self.store.append("event", severity="error", source="node", message=str(exc))
-            print(f"error: {exc}", file=sys.stderr)
+            print(printable(f"error: {exc}"), file=sys.stderr)
             return
         self._discover()
         self.store.append("inventory", inventory=collect_inventory(self.node))
@@ -96,11 +97,11 @@ class Run:
             d.model_dump(mode="json", exclude_defaults=True) for d in completion.profile.checks.storage.drives],
             links=[link.model_dump(mode="json") for link in completion.profile.checks.network.links])
         for note in completion.notes:
-            print(f"{self.name}: {note}", file=sys.stderr)
+            print(printable(f"{self.name}: {note}"), file=sys.stderr)
 
     def event(self, severity: str, source: str, message: str) -> None:
         self.store.append("event", severity=severity, source=source, message=message)
-        print(f"error: {message}", file=sys.stderr)
+        print(printable(f"error: {message}"), file=sys.stderr)
 
     def check_started(self, name: str) -> None:
         self.store.append("check_started", name=name)
@@ -120,7 +121,7 @@ class Run:
         )
         headline = (findings.problems if findings and findings.problems else reasons) or [""]
         first = headline[0]
-        print(f"{self.name}: {name} {outcome}{': ' + first if first else ''}", file=sys.stderr)
+        print(printable(f"{self.name}: {name} {outcome}{': ' + first if first else ''}"), file=sys.stderr)
 
     def finish(self, pytest_exit: int) -> int:
         """Close the run, judge it, write verdict.json, render the report (best-effort); the exit code."""
@@ -141,7 +142,7 @@ class Run:
         self.verdict = build_verdict(read_records(run_dir))
         write_verdict(run_dir, self.verdict)
         shown = _render(run_dir)
-        print(f"{self.name}: verdict {self.verdict['verdict']} — {shown}", file=sys.stderr)
+        print(printable(f"{self.name}: verdict {self.verdict['verdict']} — {shown}"), file=sys.stderr)
         return int(self.verdict["exit_code"])
 
 
@@ -177,7 +178,8 @@ class LiveReport:
             try:
                 render_run(self._run_dir, index=False)
             except Exception as exc:  # noqa: BLE001 — a live page is a convenience, never the run's outcome
-                print(f"qualify: warning: live report not rendered: {type(exc).__name__}: {exc}", file=sys.stderr)
+                print(printable(f"qualify: warning: live report not rendered: {type(exc).__name__}: {exc}"),
+                      file=sys.stderr)
 
     def stop(self) -> None:
         self._stop.set()

@@ -237,3 +237,9 @@ def test_make_qualify_with_an_injected_node_name_is_refused_by_qualify(workspace
                           env=workspace.env())
     assert proc.returncode != 0 and "a node name is letters, digits" in proc.stderr, proc.stderr
     assert not flag.exists() and not workspace.reports.exists()
+
+
+def test_what_a_node_says_never_drives_the_terminal():
+    from qualify.terminal import printable
+    assert printable("model \x1b[2J\x1b]0;owned\x07 serial\r\x9b31m\nnext\tcol") == \
+        "model \\x1b[2J\\x1b]0;owned\\x07 serial\\x0d\\x9b31m\nnext\tcol"
