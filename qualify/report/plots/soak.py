@@ -1,6 +1,6 @@
 """Soak chart from the stored records: the heartbeat's gaps over time against the freeze threshold, load
 phases and every watch event (freeze, reboot, kernel message) marked where it happened — zoom to the
-minute a node froze."""
+minute a node froze; below it the soak's own telemetry (temperatures, clocks, power) on the same time axis."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from qualify.report.charts import Chart, Limit, Marker, time_chart
+from qualify.report.plots.thermal import soak_charts
 from qualify.store import read_records, read_samples
+from qualify.telemetry import load_check_telemetry
 
 
 def _epoch(stamp: str) -> float:
@@ -27,6 +29,10 @@ def charts(run_dir: Path, check: dict[str, Any]) -> list[Chart]:
                        {"heartbeat gap": [b.get("gap_s") for b in beats]}, "s", y_label="seconds since previous beat")
     if watch.get("heartbeat_interval") and watch.get("missed_heartbeats"):
         chart.limits.append(Limit(watch["heartbeat_interval"] * watch["missed_heartbeats"], "freeze threshold"))
-    chart.markers += [Marker(_epoch(p["t"]), f"{p['phase']} phase") for p in read_samples(run_dir, "soak_phases")
-                      if "t" in p and "phase" in p]
-    return [chart]
+    phases = [Marker(_epoch(p["t"]), f"{p['phase']} phase") for p in read_samples(run_dir, "soak_phases")
+              if "t" in p and "phase" in p]
+    telemetry = load_check_telemetry(run_dir, "soak")  # temperatures, clocks, power beside the watch
+    found = [chart, *(soak_charts(telemetry, None, None, title="Soak") if len(telemetry.t) > 1 else [])]
+    for each in found:
+        each.markers += phases
+    return found

@@ -96,7 +96,9 @@
                    points: s.points ? {show: true, size: 6, fill: colour} : undefined});
     });
     var axes = [{label: chart.x_label || (chart.time_axis ? "time (UTC)" : ""),
-                 values: chart.time_axis ? function (u, vals) { return vals.map(fmtTime); }
+                 values: chart.time_axis ? function (u, vals) {  // HH:MM over hours, HH:MM:SS zoomed in
+                     var wide = u.scales.x.max - u.scales.x.min > 3 * 3600;
+                     return vals.map(function (v) { return fmtTime(v).substring(0, wide ? 5 : 8); }); }
                    : cats ? function (u, vals) { return vals.map(function (v) { return v === Math.round(v) ? (cats[v] || "") : ""; }); }
                    : undefined,
                  splits: cats ? function () { return cats.map(function (c, i) { return i; }); } : undefined},
