@@ -29,6 +29,7 @@ from qualify.parsers.nvme import (
 from qualify.profile import DriveIdentitySettings, Profile, StorageDrive
 from qualify.storage import resolve_drive
 from qualify.storage.figures import DriveJudgement, Figure
+from qualify.storage.named import named_drives
 from qualify.store import RunStore
 
 VERDICT = "identity_verdict"
@@ -44,10 +45,7 @@ class IdentityEvidence:
 
 
 def check_drive_identity(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
-    drives = profile.checks.storage.drives
-    if not drives:
-        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
-                      how="name the drives under checks.storage.drives")
+    drives = named_drives(profile.checks.storage, findings, how="name the drives under checks.storage.drives")
     evidence = []
     for drive in drives:
         found = collect(node, drive, run_store)

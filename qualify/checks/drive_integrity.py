@@ -49,6 +49,7 @@ from qualify.storage.integrity import (
     slow_zones,
     surface_regions,
 )
+from qualify.storage.named import named_drives
 from qualify.store import RunStore
 
 STREAM = "drive_integrity"  # throughput samples over the surface
@@ -84,10 +85,8 @@ class IntegrityEvidence:
 @pytest.mark.destructive
 def check_drive_integrity(node: Node, profile: Profile, findings: Findings, run_store: RunStore,
                           capsys: pytest.CaptureFixture[str]) -> None:
-    drives = profile.checks.storage.drives
-    if not drives:
-        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
-                      how="name the drives under checks.storage.drives, with allow_destroy: true for those to test")
+    drives = named_drives(profile.checks.storage, findings,
+                          how="name the drives under checks.storage.drives, with allow_destroy: true for those to test")
     settings = profile.checks.drive_integrity
     if not (settings.probe or settings.surface):
         findings.skip("drive_integrity.probe and drive_integrity.surface are both off in the profile")

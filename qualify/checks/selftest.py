@@ -25,14 +25,16 @@ from qualify.node import Node
 from qualify.parsers.nvme import (
     SELF_TEST_RESULTS,
     NvmeSelfTestLog,
+    NvmeSelfTestResult,
     parse_nvme_id_ctrl,
     parse_nvme_self_test_log,
 )
-from qualify.parsers.smartctl import DriveHealth, parse_smartctl_json
+from qualify.parsers.smartctl import DriveHealth, SelfTest, parse_smartctl_json
 from qualify.profile import Profile, SelftestSettings, StorageDrive
 from qualify.storage import BlockDevice, resolve_drive
 from qualify.storage.figures import DriveJudgement, Figure
 from qualify.storage.health import smartctl_json
+from qualify.storage.named import named_drives
 from qualify.store import RunStore
 
 DEFAULT_BUDGET_S = 1800.0
@@ -76,10 +78,7 @@ class SelftestEvidence:
 
 
 def check_selftest(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
-    drives = profile.checks.storage.drives
-    if not drives:
-        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
-                      how="name the drives under checks.storage.drives")
+    drives = named_drives(profile.checks.storage, findings, how="name the drives under checks.storage.drives")
     settings = profile.checks.selftest
     budget = settings.budget or profile.duration or DEFAULT_BUDGET_S
     evidence = [ev for drive in drives if (ev := collect(node, drive, settings, budget, run_store)) is not None]
@@ -173,24 +172,22 @@ class _NvmeRunner:
                                check=False)
         if result.returncode != 0:
             return SelfTestRun(kind, None, f"could not start: {(result.stderr or result.stdout).strip()}", 0.0)
-        while True:
-            time.sleep(min(poll_s, 1.0) if time.monotonic() - started < 1.5 else poll_s)
+
+        def state() -> tuple[bool, int | None, Sequence[NvmeSelfTestResult]]:
             log = self._log()
-            elapsed = time.monotonic() - started
-            if log.running:
-                progress(100 - (log.completion_percent or 0))
-                if elapsed > timeout_s:
-                    self.node.run(["nvme", "device-self-test", self.device.path, "-s", "15"], check=False)
-                    return SelfTestRun(kind, None, f"still running after {elapsed:.0f} s: aborted", elapsed)
-                continue
-            newest = new_entry(logged, log.results)
-            if newest is None:
-                return SelfTestRun(kind, None, "the drive logged no result for the test", elapsed)
-            text = SELF_TEST_RESULTS.get(newest.result, f"result {newest.result}")
-            passed = True if newest.result == 0 else (False if newest.result in (5, 6, 7) else None)
-            if newest.failing_lba is not None:
-                text += f" (failing LBA {newest.failing_lba})"
-            return SelfTestRun(kind, passed, text, elapsed)
+            return bool(log.running), 100 - (log.completion_percent or 0), log.results
+
+        def abort() -> None:
+            self.node.run(["nvme", "device-self-test", self.device.path, "-s", "15"], check=False)
+
+        newest, elapsed = wait_for_entry(started, timeout_s, poll_s, progress, state, logged, abort, patient=False)
+        if isinstance(newest, str):
+            return SelfTestRun(kind, None, newest, elapsed)
+        text = SELF_TEST_RESULTS.get(newest.result, f"result {newest.result}")
+        passed = True if newest.result == 0 else (False if newest.result in (5, 6, 7) else None)
+        if newest.failing_lba is not None:
+            text += f" (failing LBA {newest.failing_lba})"
+        return SelfTestRun(kind, passed, text, elapsed)
 
 
 class _SmartctlRunner:
@@ -215,23 +212,45 @@ class _SmartctlRunner:
             said = next((line for line in result.stdout.splitlines() if "not supported" in line.lower()
                          or "failed" in line.lower()), (result.stderr or result.stdout).strip()[-200:])
             return SelfTestRun(kind, None, f"could not start: {said}", 0.0)
-        while True:
-            time.sleep(min(poll_s, 1.0) if time.monotonic() - started < 1.5 else poll_s)
+
+        def state() -> tuple[bool, int | None, Sequence[SelfTest]]:
             health = self._health()
-            elapsed = time.monotonic() - started
-            if health.self_test_running:
-                progress(health.self_test_remaining_percent)
-                if elapsed > timeout_s:
-                    self.node.run(["smartctl", "-X", self.device.path], check=False)
-                    return SelfTestRun(kind, None, f"still running after {elapsed:.0f} s: aborted", elapsed)
-                continue
-            newest = new_entry(logged, health.self_tests)
-            if newest is None:
-                if elapsed > timeout_s:
-                    return SelfTestRun(kind, None, "the drive logged no result for the test", elapsed)
-                continue  # some drives show the test as running only after a moment
-            text = newest.result + (f" (LBA {newest.failing_lba})" if newest.failing_lba is not None else "")
-            return SelfTestRun(kind, newest.passed, text, elapsed)
+            return health.self_test_running, health.self_test_remaining_percent, health.self_tests
+
+        def abort() -> None:
+            self.node.run(["smartctl", "-X", self.device.path], check=False)
+
+        # patient: some drives show the test as running only after a moment
+        newest, elapsed = wait_for_entry(started, timeout_s, poll_s, progress, state, logged, abort, patient=True)
+        if isinstance(newest, str):
+            return SelfTestRun(kind, None, newest, elapsed)
+        text = newest.result + (f" (LBA {newest.failing_lba})" if newest.failing_lba is not None else "")
+        return SelfTestRun(kind, newest.passed, text, elapsed)
+
+
+def wait_for_entry(started: float, timeout_s: float, poll_s: float, progress: Progress,
+                   state: Callable[[], tuple[bool, int | None, Sequence[T]]], logged: Sequence[T],
+                   abort: Callable[[], None], patient: bool) -> tuple[T | str, float]:
+    """Poll the drive until its log has a new entry (or why there is none), showing progress as it runs.
+
+    state: whether the test runs, its remaining percent (None: the drive does not say) and the log's entries;
+    a test still running after timeout_s is aborted; `patient` keeps polling until timeout_s for the entry.
+    """
+    while True:
+        time.sleep(min(poll_s, 1.0) if time.monotonic() - started < 1.5 else poll_s)
+        running, remaining, entries = state()
+        elapsed = time.monotonic() - started
+        if running:
+            progress(remaining)
+            if elapsed > timeout_s:
+                abort()
+                return f"still running after {elapsed:.0f} s: aborted", elapsed
+            continue
+        newest = new_entry(logged, entries)
+        if newest is not None:
+            return newest, elapsed
+        if not patient or elapsed > timeout_s:
+            return "the drive logged no result for the test", elapsed
 
 
 # ---------------------------------------------------------------- judge (pure)

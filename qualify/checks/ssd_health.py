@@ -34,6 +34,7 @@ from qualify.storage.health import (
     with_nvme_cli,
 )
 from qualify.storage.known_issues import KnownIssues, builtin_issues, matching
+from qualify.storage.named import named_drives
 from qualify.store import RunStore
 
 TB = 1e12
@@ -55,10 +56,7 @@ class DriveEvidence:
 
 
 def check_ssd_health(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
-    drives = profile.checks.storage.drives
-    if not drives:
-        findings.skip("no drive is named under checks.storage.drives in the profile (by serial or wwn)",
-                      how="name the drives under checks.storage.drives")
+    drives = named_drives(profile.checks.storage, findings, how="name the drives under checks.storage.drives")
     settings = profile.checks.ssd_health
     known = builtin_issues()
     evidence = [collect(node, drive, run_store) for drive in drives]
