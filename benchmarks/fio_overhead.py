@@ -9,12 +9,11 @@ that ties fio to the controller. Goal: ratio >= 0.97. Needs root (makes and remo
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
+
+from bench_loop import bench_loop
 
 from qualify.node import LocalNode
 from qualify.parsers.fio import parse_fio_json
@@ -39,26 +38,16 @@ def qualify_iops(node: LocalNode, argv: list[str], seconds: float) -> float:
 
 
 def main(seconds: float = 5.0, rounds: int = 3) -> None:
-    if os.geteuid() != 0:
-        raise SystemExit("needs root: it makes a loop device")
-    with tempfile.TemporaryDirectory() as folder:
-        backing = Path(folder) / "bench.img"
-        with open(backing, "wb") as f:
-            f.truncate(256 << 20)
-        device = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        try:
-            node = LocalNode("local", Profile(host="localhost"))
-            argv = matrix_job(JOB, StorageSettings()).argv(device, seconds, "io_uring")
-            ratios = []
-            for round_ in range(rounds):
-                plain = plain_fio_iops(argv)
-                through = qualify_iops(node, argv, seconds)
-                ratios.append(through / plain)
-                print(f"round {round_ + 1}: plain fio {plain:,.0f} IOPS, through qualify {through:,.0f} IOPS, "
-                      f"ratio {through / plain:.3f}")
-        finally:
-            subprocess.run(["losetup", "-d", device], check=False)
+    with bench_loop(256 << 20) as device:
+        node = LocalNode("local", Profile(host="localhost"))
+        argv = matrix_job(JOB, StorageSettings()).argv(device, seconds, "io_uring")
+        ratios = []
+        for round_ in range(rounds):
+            plain = plain_fio_iops(argv)
+            through = qualify_iops(node, argv, seconds)
+            ratios.append(through / plain)
+            print(f"round {round_ + 1}: plain fio {plain:,.0f} IOPS, through qualify {through:,.0f} IOPS, "
+                  f"ratio {through / plain:.3f}")
     print(f"{JOB} on {device}, {seconds:g} s x {rounds} rounds: median ratio qualify/plain = "
           f"{statistics.median(ratios):.3f} (goal >= 0.97)")
 

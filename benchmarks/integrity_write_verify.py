@@ -16,13 +16,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
+
+from bench_loop import bench_loop
 
 from qualify.node import LocalNode
 from qualify.parsers.fio import parse_fio_json
 from qualify.profile import DriveIntegritySettings, Profile
-from qualify.storage import mark_loop_backing_file
 from qualify.storage.integrity import Geometry, run_surface, surface_regions
 
 SERIAL = f"QLAB-bench-integrity-{os.getpid()}"
@@ -51,31 +50,21 @@ def write_verify(node: LocalNode, device: str, size: int) -> tuple[float, float]
 
 
 def main(size_mib: int = 1024, rounds: int = 3) -> None:
-    if os.geteuid() != 0:
-        raise SystemExit("needs root: it makes a loop device")
     size = size_mib << 20
-    with tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
-        backing = Path(folder) / "bench.img"
-        subprocess.run(["fallocate", "-l", str(size), str(backing)], check=True)
-        mark_loop_backing_file(backing, SERIAL)
-        device = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", str(backing)], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        try:
-            profile = Profile.model_validate({"host": "localhost", "checks": {"storage": {"drives": [
-                {"serial": SERIAL, "allow_destroy": True}]}}})
-            node = LocalNode("local", profile)
-            writes, reads = [], []
-            for round_ in range(rounds):
-                fio_write = plain_fio(device, size, "write")
-                ours_write, ours_read = write_verify(node, device, size)
-                fio_read = plain_fio(device, size, "read")
-                writes.append(ours_write / fio_write)
-                reads.append(ours_read / fio_read)
-                print(f"round {round_ + 1}: write {ours_write / 1e6:,.0f} MB/s vs plain fio {fio_write / 1e6:,.0f} MB/s "
-                      f"(ratio {writes[-1]:.3f}); read-back {ours_read / 1e6:,.0f} MB/s vs fio {fio_read / 1e6:,.0f} "
-                      f"MB/s (ratio {reads[-1]:.3f})")
-        finally:
-            subprocess.run(["losetup", "-d", device], check=False)
+    with bench_loop(size, preallocated=True, serial=SERIAL) as device:
+        profile = Profile.model_validate({"host": "localhost", "checks": {"storage": {"drives": [
+            {"serial": SERIAL, "allow_destroy": True}]}}})
+        node = LocalNode("local", profile)
+        writes, reads = [], []
+        for round_ in range(rounds):
+            fio_write = plain_fio(device, size, "write")
+            ours_write, ours_read = write_verify(node, device, size)
+            fio_read = plain_fio(device, size, "read")
+            writes.append(ours_write / fio_write)
+            reads.append(ours_read / fio_read)
+            print(f"round {round_ + 1}: write {ours_write / 1e6:,.0f} MB/s vs plain fio {fio_write / 1e6:,.0f} MB/s "
+                  f"(ratio {writes[-1]:.3f}); read-back {ours_read / 1e6:,.0f} MB/s vs fio {fio_read / 1e6:,.0f} "
+                  f"MB/s (ratio {reads[-1]:.3f})")
     print(f"drive_integrity write-verify on {device} ({size_mib} MiB, {rounds} rounds): median write ratio "
           f"{statistics.median(writes):.3f} (goal >= 0.9), read-back ratio {statistics.median(reads):.3f}")
 

@@ -6,6 +6,7 @@ LVM volume groups) is taken down by the test before `loop_devices` detaches it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from qualify.checks.drive_integrity import check_drive_integrity
 from qualify.findings import Findings
 from qualify.node import LocalNode
-from qualify.profile import Profile
+from qualify.profile import DriveIntegritySettings, Profile
 from qualify.storage import mark_loop_backing_file
 from qualify.store import RunStore
 
@@ -54,7 +56,7 @@ class LoopDevices:
         return device
 
     def detach_all(self) -> None:
-        for device, backing in reversed(self.attached):  # what is stacked first
+        for device, _backing in reversed(self.attached):  # what is stacked first
             sh("losetup", "-d", device, check=False)
         self.attached.clear()
 
@@ -68,6 +70,18 @@ def loop_devices(folder: Path) -> Iterator[LoopDevices]:
         yield loops
     finally:
         loops.detach_all()
+
+
+@pytest.fixture
+def loops(tmp_path: Path) -> Iterator[LoopDevices]:
+    """Loop devices in the test's tmp folder (import the fixture from here), detached after the test."""
+    with loop_devices(tmp_path) as made:
+        yield made
+
+
+def marker_serial(request: pytest.FixtureRequest, tag: str) -> str:
+    """A QLAB- marker serial unique to this test process and test (`tag`: which test file)."""
+    return f"QLAB-{tag}{os.getpid()}-{request.node.name[:36]}"
 
 
 def checksum(device: str) -> str:
@@ -100,9 +114,43 @@ def local_node(paths: dict | None = None, lock_wait: float | None = None, **stor
 MKFS_EXT4 = ("mkfs.ext4", "-q", "-E", "lazy_itable_init=0,lazy_journal_init=0")
 
 
+@contextmanager
+def mounted(device: str, folder: Path) -> Iterator[Path]:
+    """The device made ext4 and mounted read-only under `folder` for the block; unmounted even when it fails."""
+    sh(*MKFS_EXT4, device)
+    mountpoint = folder / "mnt"
+    mountpoint.mkdir()
+    sh("mount", "-o", "ro", device, str(mountpoint))
+    try:
+        yield mountpoint
+    finally:
+        sh("umount", str(mountpoint))
+
+
+class Terminal:
+    """pytest's capture manager as drive_integrity uses it (to print progress): nothing to suspend here."""
+
+    def disabled(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+def run_integrity_check(tmp_path: Path, drives: list[dict], **settings: object) -> tuple[Findings, Path]:
+    """drive_integrity on this machine over `drives` (quick sampling unless `settings` say otherwise)."""
+    node = local_node(drives=drives)
+    profile = node.profile.model_copy(update={"checks": node.profile.checks.model_copy(update={
+        "drive_integrity": DriveIntegritySettings(**{"sample_interval": 0.2, **settings})})})  # type: ignore[arg-type]
+    store = RunStore.create("testnode", tmp_path / "reports")
+    findings = Findings("drive_integrity")
+    try:
+        check_drive_integrity(node, profile, findings, store, Terminal())  # type: ignore[arg-type]
+    finally:
+        store.close()
+    return findings, store.run_dir
+
+
 def run_storage_check(check: Callable[..., None], tmp_path: Path, **storage: object) -> tuple[Findings, Path]:
     """Run a storage check function on this machine with `storage` as checks.storage; its findings and run dir."""
-    node = local_node(**storage)
+    node = local_node(**storage)  # type: ignore[arg-type]
     store = RunStore.create("testnode", tmp_path / "reports")
     findings = Findings(check.__name__.removeprefix("check_"))
     try:

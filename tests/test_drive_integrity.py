@@ -8,8 +8,6 @@ simulating a drive in the test - a wrap keeps offset X at X mod N, the last writ
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
 from pathlib import Path
 
@@ -18,11 +16,9 @@ from test_storage_guard import holding_open
 
 from qualify.checks.drive_integrity import (
     IntegrityEvidence,
-    check_drive_integrity,
     judge,
 )
 from qualify.errors import ParseError
-from qualify.findings import Findings
 from qualify.profile import DriveIntegritySettings, PowerLossProtectionSettings
 from qualify.storage import WriteRefused, guard
 from qualify.storage.integrity import (
@@ -43,8 +39,17 @@ from qualify.storage.integrity import (
 )
 from qualify.storage.plp import plp_jobs
 from qualify.storage.runner import run_fio
-from qualify.store import RunStore, read_samples
-from storage_loop import MKFS_EXT4, checksum, local_node, loop_devices, sh
+from qualify.store import read_samples
+from storage_loop import (  # noqa: F401  (loops: the fixture)
+    MKFS_EXT4,
+    checksum,
+    local_node,
+    loops,
+    marker_serial,
+    mounted,
+    run_integrity_check,
+    sh,
+)
 
 GIB, MIB, TB = 1 << 30, 1 << 20, 10**12
 SETTINGS = DriveIntegritySettings()
@@ -98,7 +103,8 @@ def test_an_honest_drive_holds_what_it_claims():
     offsets = probe_offsets(960 * 10**9, 4096, 4)
     capacity = capacity_from_probe(960 * 10**9, simulated(0, offsets, lambda x: x))
     assert not capacity.fake and capacity.real_bytes == 960 * 10**9
-    assert capacity.sentence() == f"claims 960 GB: all {len(offsets)} probe blocks from 0 to 894 GiB read back as written"
+    assert capacity.sentence() == (f"claims 960 GB: all {len(offsets)} probe blocks from 0 to 894 GiB "
+                                   "read back as written")
 
 
 def test_probe_output_is_parsed_and_a_torn_line_is_refused():
@@ -181,38 +187,14 @@ def test_a_drive_not_allowed_or_refused_is_unknown_never_accepted():
 
 # ---------------------------------------------------------------- on a real loop drive
 
-class Terminal:
-    def disabled(self):
-        return contextlib.nullcontext()
-
-
-@pytest.fixture
-def loops(tmp_path):
-    with loop_devices(tmp_path) as made:
-        yield made
-
-
 @pytest.fixture
 def serial(request):
-    return f"QLAB-i{os.getpid()}-{request.node.name[:36]}"
-
-
-def run_check(tmp_path: Path, drives: list[dict], **settings: object) -> tuple[Findings, Path]:
-    node = local_node(drives=drives)
-    profile = node.profile.model_copy(update={"checks": node.profile.checks.model_copy(update={
-        "drive_integrity": DriveIntegritySettings(**{"sample_interval": 0.2, **settings})})})
-    store = RunStore.create("testnode", tmp_path / "reports")
-    findings = Findings("drive_integrity")
-    try:
-        check_drive_integrity(node, profile, findings, store, Terminal())
-    finally:
-        store.close()
-    return findings, store.run_dir
+    return marker_serial(request, "i")
 
 
 def test_a_healthy_loop_drive_passes_the_full_write_verify(loops, serial, tmp_path):
     device = loops.make(serial, size_mib=96, fill=False)
-    findings, run_dir = run_check(tmp_path, [{"serial": serial, "allow_destroy": True}])
+    findings, run_dir = run_integrity_check(tmp_path, [{"serial": serial, "allow_destroy": True}])
     assert not findings.problems, findings.reasons
     assert findings.metrics["verdicts"] == {serial: "accept"}
     assert f"{serial}: blocks read back as written 96 MiB (minimum 96 MiB)" in findings.reasons
@@ -228,7 +210,8 @@ def test_a_healthy_loop_drive_passes_the_full_write_verify(loops, serial, tmp_pa
 
 def test_a_share_of_the_surface_is_spread_over_it(loops, serial, tmp_path):
     loops.make(serial, size_mib=128, fill=False)
-    findings, _ = run_check(tmp_path, [{"serial": serial, "allow_destroy": True}], share=0.25, zones=8, probe=False)
+    findings, _ = run_integrity_check(tmp_path, [{"serial": serial, "allow_destroy": True}], share=0.25, zones=8,
+                                      probe=False)
     assert findings.metrics["verdicts"] == {serial: "accept"}
     assert f"{serial}: surface pass over 25% of the drive in 8 stretches (drive_integrity.share)" in findings.reasons
     assert f"{serial}: blocks read back as written 32 MiB (minimum 32 MiB)" in findings.reasons
@@ -271,14 +254,8 @@ def test_not_allowed_is_refused(loops, serial, kind):
 @pytest.mark.parametrize("kind", PATHS)
 def test_mounted_is_refused(loops, serial, kind, tmp_path):
     device = loops.make(serial, size_mib=16)
-    sh(*MKFS_EXT4, device)
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    sh("mount", "-o", "ro", device, str(mountpoint))
-    try:
+    with mounted(device, tmp_path):
         assert refused(kind, device, serial, allow_destroy=True, wipe=True) == ["mounted"]
-    finally:
-        sh("umount", str(mountpoint))
 
 
 @pytest.mark.parametrize("kind", PATHS)
@@ -325,16 +302,10 @@ def test_open_by_another_process_is_refused(loops, serial, kind):
 
 def test_the_check_writes_nothing_to_a_mounted_drive_and_says_why(loops, serial, tmp_path):
     device = loops.make(serial, size_mib=16)
-    sh(*MKFS_EXT4, device)
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    sh("mount", "-o", "ro", device, str(mountpoint))
-    try:
+    with mounted(device, tmp_path):
         before = checksum(device)
-        findings, run_dir = run_check(tmp_path, [{"serial": serial, "allow_destroy": True, "wipe": True}])
+        findings, run_dir = run_integrity_check(tmp_path, [{"serial": serial, "allow_destroy": True, "wipe": True}])
         assert checksum(device) == before
-    finally:
-        sh("umount", str(mountpoint))
     assert findings.metrics["verdicts"] == {serial: "unknown: full-surface integrity could not be checked"}
     assert any("[mounted]" in part["reason"] for part in findings.not_qualified_parts)
     assert read_samples(run_dir, "drive_integrity") == []

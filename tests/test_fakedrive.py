@@ -4,7 +4,6 @@ drive_integrity against it: rejected naming the real capacity, while a healthy d
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import mmap
@@ -15,17 +14,14 @@ from pathlib import Path
 import pytest
 
 from helpers import Workspace, test_lab_config
-from qualify.checks.drive_integrity import check_drive_integrity
 from qualify.findings import Findings
 from qualify.lab import lab_down, lab_status, lab_up
 from qualify.lab.drive import lab_drive_serial
 from qualify.lab.fakedrive import IMAGE, FuseServer, make_fake_drive, remove_fake_drive
 from qualify.lab.loopdev import devices_backed_by
 from qualify.lab.procs import alive
-from qualify.profile import DriveIntegritySettings
 from qualify.storage import block_devices
-from qualify.store import RunStore
-from storage_loop import local_node
+from storage_loop import local_node, run_integrity_check
 
 MIB = 1 << 20
 
@@ -93,22 +89,8 @@ def test_a_dead_daemon_is_still_cleaned_up(fake_folder):
     assert not alive(fake.pid) and not list(fake_folder.iterdir())
 
 
-class Terminal:
-    def disabled(self):
-        return contextlib.nullcontext()
-
-
 def integrity(tmp_path: Path, serial: str, **settings: object) -> Findings:
-    node = local_node(drives=[{"serial": serial, "allow_destroy": True}])
-    profile = node.profile.model_copy(update={"checks": node.profile.checks.model_copy(update={
-        "drive_integrity": DriveIntegritySettings(**{"sample_interval": 0.2, **settings})})})
-    store = RunStore.create("testnode", tmp_path / "reports")
-    findings = Findings("drive_integrity")
-    try:
-        check_drive_integrity(node, profile, findings, store, Terminal())
-    finally:
-        store.close()
-    return findings
+    return run_integrity_check(tmp_path, [{"serial": serial, "allow_destroy": True}], **settings)[0]
 
 
 def test_drive_integrity_rejects_the_fake_naming_its_real_capacity(fake_folder, tmp_path):
