@@ -4,8 +4,10 @@ has still gets its row."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from browser import needs_chromium, open_page
 from qualify.findings import Findings
 from qualify.report.compare import load_run, write_comparison
 from qualify.store import RunStore
@@ -38,3 +40,28 @@ def test_runs_side_by_side_by_measurement(tmp_path):
     assert 'class="passed" title="max package temperature 68°C (limit ≤ 95°C)">68°C</td>' in html
     assert "<td>thermal: fio_rand_read_iops [S4YNNE0N] (IOPS)</td>" in html and "182,450 IOPS" in html
     assert "data:image/png" not in html and 'id="figure-' not in html  # no telemetry stored: no curves
+
+
+def with_telemetry(run_dir: Path, peak: float) -> Path:
+    """samples/telemetry-thermal.jsonl as the sampler writes it: a header, then one line per sample."""
+    units = {"temp:coretemp/Package id 0": "C", "freq:cpu0": "MHz", "rapl:package-0": "W"}
+    lines = [{"series": units, "interval": 1.0, "node": "pve2"}] + [
+        {"seq": i, "t": 1_764_000_000.0 + i, "rx": 1_764_000_000.01 + i,
+         "v": {"temp:coretemp/Package id 0": 40 + (peak - 40) * min(1, i / 60), "freq:cpu0": 3000.0,
+               "rapl:package-0": 45.0}} for i in range(120)]
+    (run_dir / "samples").mkdir(exist_ok=True)
+    (run_dir / "samples/telemetry-thermal.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run_dir
+
+
+@needs_chromium
+def test_curves_of_every_run_are_interactive_in_the_page(tmp_path):
+    hot = with_telemetry(stored_run(tmp_path / "a", {"cooler": "19mm"}, 99.2), 99.2)
+    cool = with_telemetry(stored_run(tmp_path / "b", {"cooler": "tall"}, 68.0), 68.0)
+    page = open_page(write_comparison([hot, cool], tmp_path / "compare.html"))
+    assert page.console == []
+    assert page.dom.count('class="uplot') == 3  # temperature, clock, power
+    assert "Compared: package temperature" in page.dom and "cooler=19mm" in page.dom
+    data = json.loads(page.dom.split('id="qualify-chart-data">', 1)[1].split("</script>", 1)[0])
+    assert max(v for v in data[0]["series"][0]["values"] if v is not None) == 99.2
+    assert [s["label"] for s in data[0]["series"]] == ["cooler=19mm", "cooler=tall"]

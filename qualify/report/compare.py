@@ -65,17 +65,19 @@ def load_run(run_dir: Path) -> ComparedRun:
 
 
 def compare_charts(runs: list[ComparedRun]) -> list[Chart]:
-    """Each panel with one line per run (its min–max band when long), minutes from each run's first sample."""
+    """Each panel with one line per run (its min–max band when long), from each run's first sample."""
     charts = []
+    longest = max((float(run.telemetry.t[-1]) for run in runs if len(run.telemetry.t)), default=0.0)
+    per, scale = (60.0, "minutes") if longest > 600 else (1.0, "seconds")
     for panel, unit, series in PANELS:
         lines: dict[str, tuple[Numbers, Numbers]] = {}
         for run in runs:
             values = series(run.telemetry)
             if len(values) and not np.isnan(values).all():  # all NaN: the run has no such sensor
-                lines[_unique(run.name, lines)] = (run.telemetry.t / 60.0, values)
+                lines[_unique(run.name, lines)] = (run.telemetry.t / per, values)
         if lines:
             chart = joined_chart(f"Compared: {panel}", lines, unit, time_axis=False,
-                                 x_label="minutes from the run's first sample", y_label=unit)
+                                 x_label=f"{scale} from the run's first sample", y_label=unit)
             for line in chart.series:
                 line.points = False
             charts.append(chart)

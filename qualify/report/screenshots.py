@@ -39,6 +39,7 @@ checks:
     slice: 8s
     idle_lead_in: 2s
     cool_down: 2s
+    max_perf_drop_percent: 90  # as the tests: a shared build machine's own throughput varies; the coolers show in °C
 """
 SPEEDUP = 60.0  # 30 s of soak is half an hour of heatsink time
 
