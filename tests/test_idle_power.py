@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,18 @@ def test_idle_node_is_judged_on_watts_and_residency():
     assert outcomes == {"busy_percent": "info", "idle_package_power_watts": "failed",
                         "deepest_cstate_residency_percent": "passed"}
     assert findings.problems[0].startswith("idle package power averaged 30 W over 10 s (peak 30.0 W) (limit ≤ 25 W)")
+
+
+def test_psys_is_not_added_to_the_package():
+    """Skylake+ client parts have a top-level intel-rapl:1 zone named psys (the whole platform, the package
+    included): the idle package power is package-0's, not package-0 + psys."""
+    base = evidence(2.0, 12.0, 0.8)
+    records = [{"series": {"rapl:package-0": "W", "rapl:psys": "W", "rapl:package-0/core": "W"}}] + [
+        {"t": 100.0 + i, "rx": 100.0 + i, "v": {"rapl:package-0": 12.0, "rapl:psys": 19.5, "rapl:package-0/core": 4.0}}
+        for i in range(12)]
+    findings = Findings("idle_power")
+    judge(replace(base, telemetry=telemetry_from_records(records)), IdlePowerSettings(), findings)
+    assert findings.metrics["idle_package_power_watts"] == 12.0
 
 
 def test_proc_stat_busy_share():

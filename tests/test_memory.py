@@ -102,7 +102,9 @@ def test_without_a_duration_it_skips_with_what_to_set(workspace):
     workspace.local_node("m4")
     workspace.qualify("run", "m4", "--checks", "memory")
     check = memory_check(workspace.runs("m4")[0])
-    assert check["outcome"] == "skipped" and "DURATION=30m" in check["reasons"][-1]
+    assert check["outcome"] == "skipped" and check["reasons"][-1].endswith("the profile sets no length")
+    [part] = check["not_qualified"]
+    assert "duration: 30m" in part["how"] and "DURATION=30m" in part["how"]
 
 
 DIMM = {"locator": "DIMM 0", "size_mib": 32768, "type": "DDR4", "speed_mts": 3200, "configured_speed_mts": 2400}

@@ -186,3 +186,39 @@ def test_end_to_end_a_riser_downtrained_node_fails_and_says_why(workspace):
     assert checks["pcie"]["outcome"] == "failed"
     assert any("0000:03:00.0" in r and "link width 4 lanes" in r for r in checks["pcie"]["reasons"])
     assert checks["platform"]["outcome"] == "passed", checks["platform"]["reasons"]  # warnings (no ECC) only
+
+
+def test_a_link_that_trains_up_under_load_was_saving_power_not_downtrained(tmp_path):
+    """Idle at 2.5 GT/s, full 8 GT/s under the load: a warning at idle, no failure; lanes missing still fail."""
+    port = PciSpec("0000:00:01.0", None, 0x8086, 0x1901, 0x060400, "pcieport", (8.0, 4), (8.0, 4))
+    idle = read_tree(tmp_path / "idle", (port, PciSpec("0000:01:00.0", "0000:00:01.0", 0x144d, 0xa808, 0x010802,
+                                                       "nvme", (8.0, 4), (2.5, 4))))
+    load = read_tree(tmp_path / "load", (port, PciSpec("0000:01:00.0", "0000:00:01.0", 0x144d, 0xa808, 0x010802,
+                                                       "nvme", (8.0, 4), (8.0, 4))))
+    findings = run_judge(idle, load=load)
+    assert not findings.failed, findings.problems
+    [speed] = [m for m in findings.measurements if m.name == "pcie_link_speed_gts" and m.outcome == "warning"]
+    assert "(idle)" in speed.subject and "trained up to full speed under load" in speed.sentence
+    assert run_judge(idle, load=idle).failed  # still slow under load: downtrained
+
+
+def test_a_gpu_at_idle_link_speed_is_a_warning_its_lanes_are_judged(tmp_path):
+    """amdgpu/nvidia drop their link to 2.5 GT/s whenever the GPU itself is idle (a CPU load does not wake it)."""
+    port = PciSpec("0000:00:01.1", None, 0x1022, 0x1483, 0x060400, "pcieport", (16.0, 16), (2.5, 16))
+    gpu = PciSpec("0000:0a:00.0", "0000:00:01.1", 0x1002, 0x73bf, 0x030000, "amdgpu", (16.0, 16), (2.5, 16))
+    findings = run_judge(read_tree(tmp_path / "a", (port, gpu)))
+    assert not findings.failed, findings.problems
+    assert any("a GPU lowers its link speed while it is idle" in m.sentence for m in findings.measurements)
+    narrow = run_judge(read_tree(tmp_path / "b", (port, replace(gpu, link=(2.5, 8)))))
+    assert {m.name for m in narrow.measurements if m.outcome == "failed"} == {"pcie_link_width_lanes"}
+
+
+def test_a_vm_with_no_pcie_link_skips_saying_why_never_passes(tmp_path):
+    """A VM's virtio functions on the emulated root bus have no link files (this machine's own layout)."""
+    devices = (PciSpec("0000:00:00.0", None, 0x8086, 0x0d57, 0x060000),
+               PciSpec("0000:00:03.0", None, 0x1af4, 0x1041, 0x020000, "virtio-pci"))
+    findings = Findings("pcie")
+    with pytest.raises(pytest.skip.Exception, match="no PCIe link among the 2 PCI functions"):
+        judge(PcieEvidence(read_tree(tmp_path, devices), None, [], {}), PcieSettings(), findings)
+    [part] = findings.not_qualified_parts
+    assert "bare-metal" in part["how"]

@@ -110,3 +110,21 @@ def test_boot_parameters_recorded():
     assert findings.metrics["boot_parameters"]["pcie_aspm"] == "off"
     assert any("idle/ASPM/IOMMU parameters: pcie_aspm=off intel_idle.max_cstate=1 nowatchdog" in r
                for r in findings.reasons)
+
+
+@pytest.mark.parametrize("layout, folder", [("dimm", "mc0/dimm0"), ("rank", "mc0/rank0"), ("csrow", "mc0/csrow0")])
+def test_ecc_mode_read_in_each_edac_layout(tmp_path, layout, folder):
+    """EDAC names its per-DIMM folders rankN on chip-select based drivers (edac_mc_sysfs.c: mci->csbased) and
+    keeps the legacy csrowN/edac_mode: ECC is found (and its absence said) in each."""
+    with_ecc = evidence_of(tmp_path / "ecc", NodeSpec(sensors=True, ecc=True, edac_layout=layout))
+    assert with_ecc.edac_modes[folder] == "SECDED" and ecc_enabled(with_ecc) is True
+    without = evidence_of(tmp_path / "none", NodeSpec(sensors=True, edac_layout=layout))
+    assert set(without.edac_modes.values()) == {"None"} and ecc_enabled(without) is False
+
+
+def test_edac_mode_none_outweighs_the_boards_smbios_claim():
+    """SMBIOS type 16 says what the board can do ("Multi-bit ECC" with non-ECC DIMMs fitted is common);
+    EDAC's DIMM mode is what the memory controller runs."""
+    base = PlatformEvidence({"mc0": 32768}, {"mc0/dimm0": "None"}, ["Multi-bit ECC"], {}, [], [], None, {}, {})
+    assert ecc_enabled(base) is False
+    assert ecc_enabled(replace(base, edac_modes={"mc0/dimm0": "Unknown"})) is True  # EDAC cannot tell: SMBIOS does

@@ -13,15 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from corpus import corpus_path
 from helpers import REPO
 from qualify.checks.thermal import Phases, assess
 from qualify.findings import Findings
 from qualify.lab import NodeSpec, build_node_tree
-from qualify.lab.thermal_model import amd_spec, set_cooler, start_model, stop_model
+from qualify.lab.thermal_model import amd_spec, set_cooler, start_model, stop_model, write_hwmon
 from qualify.node import connect
+from qualify.parsers.sensors import parse_sensors_json
 from qualify.profile import Profile, ThermalSettings
 from qualify.telemetry import Telemetry, telemetry_from_records
 from qualify.telemetry.rating import NOMINAL_FILES, NominalClock, nominal_clock
+from qualify.telemetry.series import package_sensors
 
 SPEEDUP = 100.0   # a 12 s soak is 20 min of heatsink time
 SHORT = """duration: 12s
@@ -297,6 +300,40 @@ def test_vm_without_sensors_is_skipped_never_passed(workspace):
     check = thermal_check(workspace.runs("vm")[0])
     assert check["outcome"] == "skipped"
     assert check["reasons"][0].startswith("no temperature sensors (virtual machine?)")
+
+
+def test_node_whose_only_sensors_are_drives_skips_at_once_saying_how(workspace):
+    """A real node without the CPU's hwmon driver (coretemp not loaded, a k10temp older than the CPU) still has
+    its NVMe drives' sensors: the soak would run for its whole length and judge nothing, so it skips at the
+    start and says how to get the CPU's sensor. The drives' chips are real `sensors -j` output (corpus)."""
+    tree = workspace.local_node("nocpu", NodeSpec(), extra=SHORT)
+    chips = parse_sensors_json(corpus_path("lm-sensors", "intel-8p8e-hybrid-coretemp-2x-nvme-sensors-j.json")
+                               .read_text())
+    write_hwmon(tree / "sys", [chip for chip in chips if chip.driver == "nvme"])
+    proc = workspace.qualify("run", "nocpu", "--checks", "thermal")
+    assert proc.returncode == 2, proc.stderr  # nothing judged: incomplete, never pass
+    check = thermal_check(workspace.runs("nocpu")[0])
+    assert check["outcome"] == "skipped" and check["duration_s"] < 60
+    assert check["reasons"][0].startswith("no CPU temperature sensor: only temp:nvme/Composite, "
+                                          "temp:nvme#2/Composite under")
+    [part] = check["not_qualified"]
+    assert "modprobe coretemp" in part["how"] and "k10temp" in part["how"]
+
+
+def test_package_sensor_of_each_real_layout():
+    """Which series stands for the CPU package, on the hwmon/zone names real kernels give."""
+    assert package_sensors(["temp:nvme/Composite", "temp:coretemp/Package id 0", "temp:coretemp/Core 0"]) == \
+        ["temp:coretemp/Package id 0"]
+    assert package_sensors(["temp:coretemp/Package id 0", "temp:coretemp#2/Package id 1"]) == \
+        ["temp:coretemp/Package id 0", "temp:coretemp#2/Package id 1"]            # two sockets
+    assert package_sensors(["temp:k10temp/Tctl", "temp:k10temp/Tccd1"]) == ["temp:k10temp/Tctl"]
+    assert package_sensors(["temp:zenpower/Tdie", "temp:zenpower/Tctl"]) == ["temp:zenpower/Tdie"]
+    assert package_sensors(["temp:cpu_thermal/temp1", "zone:cpu-thermal"]) == ["temp:cpu_thermal/temp1"]  # ARM
+    # no CPU chip: the ACPI zone may be the CPU's; a Wi-Fi card, the chipset, INT3400 or a drive are not
+    assert package_sensors(["zone:acpitz", "zone:iwlwifi_1", "zone:pch_cannonlake", "zone:INT3400 Thermal"]) == \
+        ["zone:acpitz"]
+    assert package_sensors(["temp:nvme/Composite", "temp:amdgpu/edge", "temp:drivetemp/temp1",
+                            "zone:iwlwifi_1"]) == []
 
 
 def test_compare_refuses_a_directory_that_is_not_a_run(workspace):

@@ -82,11 +82,16 @@ def collect(node: Node, profile: Profile, run_store: RunStore, findings: Finding
     settings = profile.checks.idle_power
     cpu_dir = node.sys_path("devices/system/cpu")
     powercap = node.sys_path("class/powercap")
-    if not node.read_glob(powercap, "intel-rapl:[0-9]/name"):
+    if not node.read_glob(powercap, "intel-rapl:[0-9]*/name"):
         findings.skip(f"no RAPL package power under {powercap} (virtual machine, or the intel_rapl driver is "
-                      f"not loaded): idle power cannot be measured")
+                      f"not loaded): idle power cannot be measured",
+                      how="run it on the bare-metal node; there, `modprobe intel_rapl_msr` (Intel, and AMD Zen "
+                          "on kernels that have its RAPL: the older amd_energy hwmon is not read), or measure the "
+                          "wall power with a meter")
     if not _cpuidle(node, cpu_dir):
-        findings.skip(f"no cpuidle states under {cpu_dir}/cpu*/cpuidle (cpuidle disabled, or a virtual machine)")
+        findings.skip(f"no cpuidle states under {cpu_dir}/cpu*/cpuidle (cpuidle disabled, or a virtual machine)",
+                      how="boot without cpuidle.off=1 / idle=poll and let intel_idle or acpi_idle load "
+                          "(C-states enabled in the BIOS)")
     length = settings.window or min(profile.duration or MAX_DEFAULT_WINDOW_S, MAX_DEFAULT_WINDOW_S)
     time.sleep(settings.settle if settings.settle is not None else min(length / 4, MAX_DEFAULT_SETTLE_S))
     telemetry = start_telemetry(node, run_store, profile.telemetry, stream_for(NAME))

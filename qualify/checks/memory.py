@@ -78,8 +78,9 @@ def collect(node: Node, profile: Profile, run_store: RunStore) -> MemoryEvidence
                                       if r["kind"] == "inventory"), {})
     duration = settings.duration or profile.duration
     if duration is None:
-        return MemoryEvidence(inventory, None, "the memory burn-in needs a length: set duration: (or "
-                                               "checks.memory.duration:) in the profile, or DURATION=30m")
+        return MemoryEvidence(inventory, None, "the memory burn-in did not run: the profile sets no length",
+                              "set duration: 30m (or checks.memory.duration:) in the profile, or run with "
+                              "--duration 30m (make qualify DURATION=30m)")
     node.require("stress-ng")
     path = node.proc_path("meminfo")
     available_kib = _meminfo_value(node.read_text(path), "MemAvailable")

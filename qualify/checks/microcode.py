@@ -78,12 +78,18 @@ def judge(evidence: MicrocodeEvidence, settings: MicrocodeSettings, findings: Fi
     virtual = "hypervisor" in first.flags
     if not evidence.revisions:
         findings.skip("virtual machine: no microcode revision is exposed, the host loads microcode"
-                      if virtual else "no microcode revision is exposed in cpuinfo or sysfs (not an x86 CPU?)")
+                      if virtual else "no microcode revision is exposed in cpuinfo or sysfs (not an x86 CPU?)",
+                      how="qualify the host the VM runs on: its kernel loads the microcode" if virtual else
+                          "on x86, boot a kernel with CONFIG_MICROCODE (cpuinfo's microcode line, "
+                          "devices/system/cpu/cpu*/microcode/version); other CPUs take firmware updates from the "
+                          "board vendor")
     running = _agreement(evidence.revisions, findings)
     findings.metric("revision", hex(running))  # the contract's example: verdict.json metrics.revision "0x4121"
     findings.metric("cpus", len(evidence.revisions))
     if virtual:
-        findings.note(f"virtual machine: revision {hex(running)} is what the hypervisor reports")
+        findings.not_qualified(f"virtual machine: revision {hex(running)} is what the hypervisor reports, not "
+                               f"necessarily what the host's CPUs run; the host's microcode files were not compared",
+                               "qualify the host the VM runs on: its kernel loads the microcode")
     findings.measure("microcode_revision", running, unit="hex", low=settings.min_revision, text="running revision",
                      because="the profile's minimum: older microcode lacks errata fixes and mitigations")
 

@@ -83,18 +83,32 @@ def judge(evidence: PcieEvidence, settings: PcieSettings, findings: Findings) ->
     idle_down = [f.address for f in evidence.idle if f.is_bridge and f.capability and not f.link_up]
     if idle_down:
         findings.note(f"ports without a link (empty slots, not judged): {', '.join(idle_down)}")
+    if not links:
+        findings.skip(f"no PCIe link among the {len(evidence.idle)} PCI functions (a virtual machine's devices sit "
+                      f"on an emulated bus without link registers)",
+                      how="run it on the bare-metal node (the host, for a VM): its links are read from its own sysfs")
+    loaded = {f.address: f for f in evidence.load or []}
     for function in links:
-        _link(function, by_address.get(function.upstream or ""), "idle", settings, evidence, findings)
+        port = by_address.get(function.upstream or "")
+        under_load = loaded.get(function.address)
+        # a link that trains up under load was saving power at idle (the speed only: lanes do not come and go)
+        retrains = under_load is not None and _speed_shortfall(under_load, port, settings) is None
+        _link(function, port, "idle", settings, evidence, findings, soft_speed=retrains or _is_gpu(function))
     if evidence.load is None:
         findings.not_qualified("PCIe links under load were not read (stress-ng is not installed)",
                                "install stress-ng (Debian package stress-ng)")
     else:
-        loaded = {f.address: f for f in evidence.load}
         for function in links:
             if function.address in loaded:
                 _link(loaded[function.address], by_address.get(function.upstream or ""), "load", settings,
-                      evidence, findings)
+                      evidence, findings, soft_speed=_is_gpu(function))
     _aer(evidence, settings, findings)
+
+
+def _is_gpu(f: PciFunction) -> bool:
+    """A display controller (class 03): amdgpu, nouveau/nvidia and i915 lower the link speed whenever the GPU
+    itself is idle, which a CPU and I/O load does not change."""
+    return (f.class_code or 0) >> 16 == 0x03
 
 
 def _links(functions: list[PciFunction]) -> list[PciFunction]:
@@ -131,8 +145,8 @@ def _describe(f: PciFunction, names: dict[str, str]) -> str:
     return f"{f.address} {name} [{f.ids}]" + (f" ({f.driver})" if f.driver else "")
 
 
-def _link(f: PciFunction, port: PciFunction | None, phase: str, settings: PcieSettings, evidence: PcieEvidence,
-          findings: Findings) -> None:
+def _expected(f: PciFunction, port: PciFunction | None, settings: PcieSettings) -> tuple[float, int]:
+    """(GT/s, lanes) the link should run at: what both ends can do, or the profile's expectation."""
     assert f.capability is not None
     expected_speed, expected_width = f.capability.speed_gts, f.capability.width
     if port is not None and port.capability is not None:
@@ -143,6 +157,22 @@ def _link(f: PciFunction, port: PciFunction | None, phase: str, settings: PcieSe
         expected_speed = max(expected_speed, expect.min_speed_gts)
     if expect and expect.min_width:
         expected_width = max(expected_width, expect.min_width)
+    return expected_speed, expected_width
+
+
+def _speed_shortfall(f: PciFunction, port: PciFunction | None, settings: PcieSettings) -> float | None:
+    """The speed the link lacks (GT/s), None when it runs at its expected speed."""
+    if f.capability is None or f.link is None or f.link.width == 0:
+        return None if f.capability is None else f.capability.speed_gts
+    expected, _ = _expected(f, port, settings)
+    return expected - f.link.speed_gts if f.link.speed_gts < expected else None
+
+
+def _link(f: PciFunction, port: PciFunction | None, phase: str, settings: PcieSettings, evidence: PcieEvidence,
+          findings: Findings, soft_speed: bool = False) -> None:
+    """soft_speed: a speed below the expected one is a warning (power management), the width still fails."""
+    assert f.capability is not None
+    expected_speed, expected_width = _expected(f, port, settings)
     where = f"behind {port.address}" if port else f"behind {f.upstream}"
     subject = f"{_describe(f, evidence.names)} {where} ({phase})"
     ends = (f"the device can do {f.capability.speed_gts:g} GT/s x{f.capability.width}"
@@ -154,7 +184,10 @@ def _link(f: PciFunction, port: PciFunction | None, phase: str, settings: PcieSe
                          text="link", detail=f"down; {ends}", because="a populated device without a link")
         return
     findings.measure("pcie_link_speed_gts", f.link.speed_gts, unit="GT/s", low=expected_speed, subject=subject,
-                     text="link speed", detail=f"at x{f.link.width}; {ends}", because=because)
+                     text="link speed", detail=f"at x{f.link.width}; {ends}", warn=soft_speed,
+                     because=(("a GPU lowers its link speed while it is idle: read it again under a GPU load"
+                               if _is_gpu(f) else "it trained up to full speed under load: link power management")
+                              if soft_speed else because))
     findings.measure("pcie_link_width_lanes", f.link.width, unit="lanes", low=expected_width, subject=subject,
                      text="link width", detail=f"at {f.link.speed_gts:g} GT/s; {ends}", because=because)
 
@@ -174,7 +207,7 @@ def _aer(evidence: PcieEvidence, settings: PcieSettings, findings: Findings) -> 
                                "boot a kernel with AER (Debian/Proxmox kernels have it) and firmware that grants "
                                "the OS AER control (kernel log: 'AER: enabled' / '_OSC: OS now controls ...AER')")
         return
-    for address, f in sorted(before.items()):
+    for _address, f in sorted(before.items()):
         old = {kind: {bit: n for bit, n in counts.items() if n} for kind, counts in f.aer.items()}
         if any(old.values()):
             listed = "; ".join(f"{kind} " + ", ".join(f"{bit} {n}" for bit, n in bits.items())
@@ -187,7 +220,8 @@ def _aer(evidence: PcieEvidence, settings: PcieSettings, findings: Findings) -> 
             end = after.get(address)
             if end is None or kind not in f.aer or kind not in end.aer:
                 continue
-            grown = {bit: n - f.aer[kind].get(bit, 0) for bit, n in end.aer[kind].items() if n > f.aer[kind].get(bit, 0)}
+            start = f.aer[kind]
+            grown = {bit: n - start.get(bit, 0) for bit, n in end.aer[kind].items() if n > start.get(bit, 0)}
             growth = sum(grown.values())
             total += growth
             if growth:

@@ -23,6 +23,9 @@ from qualify.profile import PlatformSettings, Profile
 from qualify.store import RunStore
 
 SOFTDOG = "Software Watchdog"
+# EDAC's per-DIMM ECC mode: dimmN on most drivers, rankN where the driver counts chip-select rows
+# (mci->csbased: amd64_edac on older kernels, i5000/e752x ...), csrowN/edac_mode in the legacy layout.
+EDAC_MODE_FILES = "mc*/dimm*/dimm_edac_mode mc*/rank*/dimm_edac_mode mc*/csrow*/edac_mode"
 # Kernel parameters that change idle states, ASPM, the IOMMU or the watchdogs.
 _PARAMETERS = re.compile(r"^(?:pcie_aspm(?:\.policy)?|intel_idle\.max_cstate|processor\.max_cstate|idle|"
                          r"intel_pstate|amd_pstate|intel_iommu|amd_iommu|iommu|iommu\.passthrough|nmi_watchdog|"
@@ -53,7 +56,7 @@ def collect(node: Node, run_store: RunStore) -> PlatformEvidence:
     edac = node.sys_path("devices/system/edac/mc")
     sizes = {rel.split("/")[0]: int(v) for rel, v in node.read_glob(edac, "mc*/size_mb").items() if v.isdigit()}
     modes = {rel.rsplit("/", 1)[0]: v.strip()
-             for rel, v in node.read_glob(edac, "mc*/dimm*/dimm_edac_mode mc*/csrow*/edac_mode").items()}
+             for rel, v in node.read_glob(edac, EDAC_MODE_FILES).items()}
     dmi = None
     if node.paths.sysfs == "/sys" and node.has_tool("dmidecode"):  # a prepared tree has no SMBIOS of its own
         result = node.run(["dmidecode", "-t", "16"], check=False)
@@ -85,9 +88,17 @@ def _limit(mode: str) -> tuple[float | None, bool]:
 
 
 def ecc_enabled(evidence: PlatformEvidence) -> bool | None:
-    """True with ECC evidence, False when EDAC or SMBIOS say there is none, None when nothing tells."""
+    """True with ECC evidence, False when EDAC or SMBIOS say there is none, None when nothing tells.
+
+    EDAC's mode is what the memory controller runs; SMBIOS type 16 says what the board can do (many boards
+    say "Multi-bit ECC" with non-ECC DIMMs fitted), so a DIMM mode of "None" outweighs it."""
     dmi = evidence.dmi_error_correction or []
-    if any("ECC" in t or t == "CRC" for t in dmi) or any(m not in _NO_ECC_MODES for m in evidence.edac_modes.values()):
+    modes = set(evidence.edac_modes.values())
+    if modes - _NO_ECC_MODES:
+        return True
+    if modes and modes <= {"None"}:
+        return False
+    if any("ECC" in t or t == "CRC" for t in dmi):
         return True
     if evidence.edac_sizes_mb and not evidence.edac_modes and any(evidence.edac_sizes_mb.values()):
         return True  # an EDAC controller with memory and no mode files: EDAC drivers load only with ECC on

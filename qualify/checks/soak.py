@@ -38,7 +38,8 @@ _ASKED_FOR = re.compile(r"(?<!not )\bsoak\b")  # CHECKS=soak / "microcode or soa
 def check_soak(node: Node, profile: Profile, findings: Findings, run_store: RunStore,
                request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
     if not _ASKED_FOR.search(request.config.getoption("keyword") or ""):
-        findings.skip("the soak runs only when asked for: `qualify soak NODE` (make soak), or CHECKS=soak")
+        findings.skip("the soak runs only when asked for: `qualify soak NODE` (make soak), or CHECKS=soak",
+                      how="it takes hours: run `qualify soak NODE` (make soak NODE=...) when the node can be spared")
     settings = profile.checks.soak
     duration = profile.duration or settings.duration
     if not profile.watch.enabled:

@@ -42,7 +42,7 @@ from qualify.profile import Profile, ThermalSettings
 from qualify.store import RunStore, read_samples
 from qualify.telemetry import Telemetry, TelemetrySummary, load_check_telemetry, start_telemetry, stream_for
 from qualify.telemetry.rating import NOMINAL_FILES, NominalClock, nominal_clock
-from qualify.telemetry.series import slope_per_minute, window
+from qualify.telemetry.series import package_sensors, slope_per_minute, window
 from qualify.tools.stress_ng import StressJob, run_stress
 
 DEFAULT_DURATION_S = 1800.0   # without a profile duration: the seed's cooler gave up after ~30 min
@@ -50,6 +50,9 @@ IDLE_SHARE, IDLE_MAX_S = 0.1, 300.0
 NAME = "thermal"
 STRESS_STREAM = "stress"
 EVIDENCE_FILE = "thermal-evidence.json"
+HOW_SENSORS = ("run it on the bare-metal node (a VM sees no sensors); there, load the CPU's sensor driver: "
+               "`modprobe coretemp` (Intel), `modprobe k10temp` (AMD; a CPU newer than the kernel's k10temp "
+               "needs a newer kernel, or zenpower), and check `sensors` lists the package temperature")
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,15 @@ def collect(node: Node, profile: Profile, run_store: RunStore, findings: Finding
     cool = settings.cool_down if settings.cool_down is not None else min(duration * IDLE_SHARE, IDLE_MAX_S)
     cpufreq = node.read_glob(node.sys_path("devices/system/cpu"), NOMINAL_FILES)
     stream = start_telemetry(node, run_store, profile.telemetry, stream_for(NAME))
-    if "C" not in stream.series.values():
+    temperatures = [name for name, unit in stream.series.items() if unit == "C"]
+    if not temperatures:
         stream.stop()
         findings.skip("no temperature sensors (virtual machine?): no hwmon temperature or thermal zone under "
-                      f"{node.paths.sysfs}")
+                      f"{node.paths.sysfs}", how=HOW_SENSORS)
+    if not package_sensors(temperatures):
+        stream.stop()
+        findings.skip(f"no CPU temperature sensor: only {', '.join(temperatures[:6])} under {node.paths.sysfs} "
+                      f"(the CPU's hwmon driver is not loaded, or too old for this CPU)", how=HOW_SENSORS)
     try:
         node.require("stress-ng")
         time.sleep(idle)

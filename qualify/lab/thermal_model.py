@@ -195,8 +195,8 @@ def write_sensor_files(sys_dir: Path, spec: NodeSpec) -> None:
     if spec.cpufreq_driver == "acpi-cpufreq":
         (cpu_dir / "cpufreq/boost").write_text("1\n")
     rapl = [("intel-rapl:0", "package-0")] + ([] if is_amd(spec) else [("intel-rapl:0:0", "core")])
-    for zone, name in rapl:
-        base = sys_dir / "class/powercap" / zone
+    for zone_name, name in rapl:
+        base = sys_dir / "class/powercap" / zone_name
         base.mkdir(parents=True, exist_ok=True)
         files = {"name": name, "energy_uj": 0, "max_energy_range_uj": RAPL_RANGE_UJ}
         if not is_amd(spec):  # AMD's RAPL zones carry no power-limit constraints
@@ -253,9 +253,9 @@ def write_cpuidle_and_edac(sys_dir: Path, spec: NodeSpec) -> None:
         files += [(f"dimm{n}/dimm_label", f"MC#0_Chan#{n}_DIMM#0"), (f"dimm{n}/size", half),
                   (f"dimm{n}/dimm_mem_type", "Unbuffered-DDR4"), (f"dimm{n}/dimm_ce_count", 0),
                   (f"dimm{n}/dimm_ue_count", 0)]
-    for rel, value in files:
+    for rel, content in files:
         (mc / rel).parent.mkdir(parents=True, exist_ok=True)
-        (mc / rel).write_text(f"{value}\n")
+        (mc / rel).write_text(f"{content}\n")
 
 
 # ---------------------------------------------------------------- the model
@@ -287,7 +287,10 @@ def _hwmon_files(sys_dir: Path, driver: str) -> dict[str, Path]:
 
 
 def _cpu_number(path: Path) -> int:
-    return int(re.search(r"/cpu(\d+)/", str(path))[1])
+    found = re.search(r"/cpu(\d+)/", str(path))
+    if found is None:
+        raise ValueError(f"{path}: not below a cpuN directory")
+    return int(found[1])
 
 
 class NodeLoad:

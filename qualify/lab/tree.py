@@ -7,6 +7,7 @@ tests vary single fields (microcode, CPU model, firmware offer, ...) to build ot
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -163,10 +164,14 @@ class NodeSpec:
     watchdogs: tuple[str, ...] = ("iTCO_wdt",)  # class/watchdog/watchdogN/identity ("Software Watchdog": softdog)
     iommu: bool = True                # class/iommu/dmar0 and the kernel's "DMAR: IOMMU enabled"
     ecc: bool = False                 # the laptop CPU has no ECC: EDAC's DIMMs say edac_mode "None"
+    edac_layout: str = "dimm"         # EDAC's per-DIMM folders: "dimm" (mc0/dimmN), "rank" (mc0/rankN, drivers
+                                      # with chip-select rows) or "csrow" (only the legacy mc0/csrowN)
 
     def __post_init__(self) -> None:
         if not 0 < self.cores <= self.cpus <= 2 * self.cores:
             raise ValueError(f"NodeSpec: need cores <= cpus <= 2*cores, got cpus={self.cpus} cores={self.cores}")
+        if self.edac_layout not in ("dimm", "rank", "csrow"):
+            raise ValueError(f"NodeSpec.edac_layout: expected dimm, rank or csrow, got {self.edac_layout!r}")
         if self.log_style not in ("current", "legacy"):
             raise ValueError(f"NodeSpec.log_style: expected 'current' or 'legacy', got {self.log_style!r}")
         bad = [c for c in self.microcode_per_cpu if not 0 <= c < self.cpus]
@@ -333,8 +338,9 @@ def write_pci_devices(sys: Path, devices: tuple[PciSpec, ...]) -> None:
     bus/pci/devices symlink, the driver symlink, ids, link and AER files."""
     by_address = {d.address: d for d in devices}
 
-    def directory(d: PciSpec) -> Path:
+    def directory(device: PciSpec) -> Path:
         chain = []
+        d: PciSpec | None = device
         while d is not None:
             chain.append(d.address)
             d = by_address.get(d.parent) if d.parent else None
@@ -363,7 +369,8 @@ def write_pci_devices(sys: Path, devices: tuple[PciSpec, ...]) -> None:
             drv.mkdir(parents=True, exist_ok=True)
             if (path / "driver").is_symlink():
                 (path / "driver").unlink()
-            (path / "driver").symlink_to(Path(*[".."] * len(path.relative_to(sys).parts)) / "bus/pci/drivers" / d.driver)
+            up = Path(*[".."] * len(path.relative_to(sys).parts))
+            (path / "driver").symlink_to(up / "bus/pci/drivers" / d.driver)
 
 
 def _write_platform(sys: Path, spec: NodeSpec) -> None:
@@ -374,8 +381,20 @@ def _write_platform(sys: Path, spec: NodeSpec) -> None:
     if spec.iommu:
         _write(sys / "class/iommu/dmar0/intel-iommu/version", "1:0\n")
     _write(sys / "module/intel_idle/parameters/max_cstate", "9\n")
+    mode = "SECDED" if spec.ecc else "None"
     for dimm in sorted((sys / "devices/system/edac/mc").glob("mc*/dimm*")):
-        _write(dimm / "dimm_edac_mode", ("SECDED" if spec.ecc else "None") + "\n")
+        _write(dimm / "dimm_edac_mode", mode + "\n")
+        if spec.edac_layout == "rank":
+            dimm.rename(dimm.with_name("rank" + dimm.name.removeprefix("dimm")))
+        elif spec.edac_layout == "csrow":  # one csrow per DIMM, its channel counters and labels
+            row = dimm.with_name("csrow" + dimm.name.removeprefix("dimm"))
+            files = {"edac_mode": mode, "size_mb": (dimm / "size").read_text().strip(),
+                     "mem_type": (dimm / "dimm_mem_type").read_text().strip(), "dev_type": "x8",
+                     "ce_count": "0", "ue_count": "0", "ch0_ce_count": "0",
+                     "ch0_dimm_label": (dimm / "dimm_label").read_text().strip()}
+            for name, text in files.items():
+                _write(row / name, text + "\n")
+            shutil.rmtree(dimm)
 
 
 def build_node_tree(root: Path, spec: NodeSpec | None = None) -> None:
