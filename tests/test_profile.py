@@ -193,3 +193,15 @@ def test_node_names_are_names(tmp_path, node):
     write(tmp_path, "n1.yaml", "host: n1\n")
     with pytest.raises(UsageError, match="a node name is letters, digits"):
         load_profile(node, directory=tmp_path)
+
+
+def test_a_file_that_is_no_profile_is_refused_without_its_lines_echoed(tmp_path):
+    secret = tmp_path / "secrets.yaml"
+    secret.write_text("root:$6$salt$hash:20228:0:99999:7:::\n")  # /etc/shadow's shape, under a .yaml name
+    for base, said in (("/etc/shadow", "is not a profile (expected a .yaml or .yml file)"),
+                       (str(secret), "<not a key name>: unknown key")):
+        profile = tmp_path / "node.yaml"
+        profile.write_text(f"host: localhost\nextends: {base}\n")
+        with pytest.raises(ProfileError) as error:
+            load_profile("node", directory=tmp_path)
+        assert said in str(error.value) and "$6$" not in str(error.value) and "root" not in str(error.value)

@@ -5,6 +5,7 @@ and validation errors that name the file that set the key, the key and what was 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import types
@@ -113,6 +114,8 @@ def _with_bases(path: Path, directory: Path, chain: tuple[Path, ...], seen: list
     files: list[Path] = []
     for base in bases:
         candidates = [path.parent / base, directory / base]
+        if Path(base).suffix not in (".yaml", ".yml"):
+            raise ProfileError(f"{path}: extends: {base} is not a profile (expected a .yaml or .yml file)")
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise ProfileError(f"{path}: extends: {base} not found (looked in {path.parent} and {directory})")
@@ -272,6 +275,7 @@ def _leaf_keys(value: Any, loc: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
 
 
 MAX_ERROR_LINES = 20
+_KEY_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")  # profile keys, drive serials and list indexes look like this
 
 
 def _explain(exc: ValidationError, origin: dict, default_file: str) -> str:
@@ -292,6 +296,10 @@ def _explain(exc: ValidationError, origin: dict, default_file: str) -> str:
             # our own messages say what they got; collections would only repeat the file
             if "got " not in what and (value is None or isinstance(value, (str, int, float, bool))):
                 what += f" (got {_shorten(repr(value))})"
+        if not all(_KEY_NAME.fullmatch(part) for part in loc):
+            # a file that is no profile (`extends: /etc/shadow`) must not have its lines echoed as keys
+            key = ".".join(part if _KEY_NAME.fullmatch(part) else "<not a key name>" for part in loc)
+            what += "; is this file a profile?"
         lines.append(f"{file}: {_shorten(key, 120)}: {what}")
     if len(errors) > MAX_ERROR_LINES:
         lines.append(f"... and {len(errors) - MAX_ERROR_LINES} more")
