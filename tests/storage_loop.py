@@ -148,6 +148,16 @@ def run_integrity_check(tmp_path: Path, drives: list[dict], **settings: object) 
     return findings, store.run_dir
 
 
+def run_drive_check(check: Callable[..., None], tmp_path: Path, drives: list[dict], **sections: object) -> Findings:
+    """A read-only drive check on this machine over `drives`; `sections`: other checks' settings (selftest={...})."""
+    profile = Profile.model_validate({"host": "localhost", "checks": {"storage": {"drives": drives}, **sections}})
+    node = local_node()
+    node.profile = profile
+    findings = Findings(check.__name__.removeprefix("check_"))
+    check(node, profile, findings, RunStore.create("testnode", tmp_path / "reports"))
+    return findings
+
+
 def run_storage_check(check: Callable[..., None], tmp_path: Path, **storage: object) -> tuple[Findings, Path]:
     """Run a storage check function on this machine with `storage` as checks.storage; its findings and run dir."""
     node = local_node(**storage)  # type: ignore[arg-type]

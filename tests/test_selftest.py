@@ -20,12 +20,10 @@ from qualify.checks.selftest import (
 from qualify.findings import Findings
 from qualify.lab.drive import WORN_NODE, bin_dir, prepare_lab_drive, set_drive_case
 from qualify.parsers.smartctl import parse_smartctl_json
-from qualify.profile import Profile
-from qualify.store import RunStore
-from storage_loop import local_node, loop_devices
+from storage_loop import loop_devices, run_drive_check
 
-HEALTHY = parse_smartctl_json(corpus_path("smartctl", "nvme-goodram-irdm-pro-2tb-smartctl75-json-compact-16pct-used-64C.json")
-                              .read_text())
+HEALTHY = parse_smartctl_json(
+    corpus_path("smartctl", "nvme-goodram-irdm-pro-2tb-smartctl75-json-compact-16pct-used-64C.json").read_text())
 SAS = parse_smartctl_json(corpus_path("smartctl", "sas-ssd-samsung-mzilt960-smartctl73-selftest-json.json").read_text())
 
 
@@ -100,13 +98,7 @@ def lab_drive(tmp_path, monkeypatch):
 
 
 def run_check(drive: dict, tmp_path, budget: str = "5s") -> Findings:
-    profile = Profile.model_validate({"host": "localhost", "checks": {
-        "storage": {"drives": [drive]}, "selftest": {"poll_interval": "0.5s", "budget": budget}}})
-    node = local_node()
-    node.profile = profile
-    findings = Findings("selftest")
-    check_selftest(node, profile, findings, RunStore.create("testnode", tmp_path / "reports"))
-    return findings
+    return run_drive_check(check_selftest, tmp_path, [drive], selftest={"poll_interval": "0.5s", "budget": budget})
 
 
 def test_healthy_nvme_drive_passes_its_short_test(lab_drive, tmp_path):

@@ -24,11 +24,10 @@ from qualify.parsers.smartctl import (
     parse_smartctl_json,
     parse_smartctl_text,
 )
-from qualify.profile import KnownDriveIssue, Profile, SsdHealthSettings, StorageDrive
+from qualify.profile import KnownDriveIssue, SsdHealthSettings, StorageDrive
 from qualify.storage.figures import DriveJudgement
 from qualify.storage.known_issues import KnownIssues, builtin_issues
-from qualify.store import RunStore
-from storage_loop import local_node, loop_devices
+from storage_loop import loop_devices, run_drive_check
 
 ANY_DRIVE = StorageDrive(wwn="5002538e00000000")
 # corpus file -> the buyer's line
@@ -250,12 +249,7 @@ def lab_like_drives(tmp_path, monkeypatch):
 
 
 def run_check(drives: list[dict], tmp_path) -> Findings:
-    profile = Profile.model_validate({"host": "localhost", "checks": {"storage": {"drives": drives}}})
-    node = local_node()
-    node.profile = profile
-    findings = Findings("ssd_health")
-    check_ssd_health(node, profile, findings, RunStore.create("testnode", tmp_path / "reports"))
-    return findings
+    return run_drive_check(check_ssd_health, tmp_path, drives)
 
 
 def test_lab_drives_healthy_accepted_worn_rejected(lab_like_drives, tmp_path):
