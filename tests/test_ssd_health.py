@@ -208,6 +208,16 @@ def test_profile_adds_known_issues():
     assert judge([ev], settings, KnownIssues("2025-01-01", ()))[0].line.startswith("reject: power-on hours vs")
 
 
+def test_a_pcie_drive_whose_link_cannot_be_read_is_unknown_not_passed_over():
+    health = corpus_health("nvme-intel-optane-mempek1w032ga-nvme-lt-1.2-spare-thresh-0-smartctl73-json.json")
+    ev = DriveEvidence(label="X", drive=ANY_DRIVE, device="/dev/nvme0n1", is_loop=False, health=health,
+                       pci_address="0000:01:00.0")
+    [out] = judge([ev], SsdHealthSettings(), KnownIssues("2025-01-01", ()))
+    link = next(f for f in out.figures if f.name == "pcie_link_readable")
+    assert link.outcome == "unknown" and "0000:01:00.0" in link.detail
+    assert out.line == "unknown: PCIe link could not be checked"
+
+
 LINKS = {  # lspci corpus file -> (outcome, the width/speed figures)
     "nvme-smi2263-x4-gen3-downgraded-2.5gt-x1.txt": ("failed", (2.5, 8.0), (1, 4)),
     "nvme-samsung-sm961-x4-gen3-ok-tabbed.txt": ("passed", (8.0, 8.0), (4, 4)),

@@ -109,8 +109,11 @@ def judge(evidence: list[DriveEvidence], settings: SsdHealthSettings, known: Kno
             out.figures.append(Figure("smart_readable", None, low=1, text="SMART",
                                       detail=ev.smart_problem or "smartctl gave nothing"))
         if ev.pci_address is not None:
-            if ev.pcie is None or ev.pcie.link_status is None:
-                out.notes.append(f"PCIe {ev.pci_address}: lspci shows no link (not root, or no PCIe capability)")
+            if ev.pcie is None or ev.pcie.link_status is None:  # the link is judged on every PCIe drive: say it
+                out.figures.append(Figure(
+                    "pcie_link_readable", None, low=1, text="PCIe link",
+                    detail=f"(lspci -vv shows no link status for {ev.pci_address}: qualify not run as root, or no "
+                           "PCIe capability; its speed and width vs what the drive can do were not checked)"))
             else:
                 out.figures.extend(judge_pcie_link(ev.pcie, ev.drive))
             out.figures.extend(_aer(ev.aer))
