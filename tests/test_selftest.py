@@ -106,6 +106,10 @@ def test_healthy_nvme_drive_passes_its_short_test(lab_drive, tmp_path):
     findings = run_check(drive, tmp_path)
     assert findings.metrics["verdicts"] == {drive["serial"]: "accept"}, findings.reasons
     assert any("extended self-test not run: the drive needs ~1 min" in r for r in findings.reasons)
+    [untested] = findings.not_qualified_parts  # the test left out is listed, with how to run it
+    assert untested["reason"].startswith(f"{drive['serial']}: extended self-test not run: the drive needs ~1 min")
+    assert untested["how"].startswith("raise selftest.budget to at least ")
+    assert "nvme device-self-test" in untested["how"]
     progress = (tmp_path / "reports").rglob("selftest.jsonl")
     assert next(progress).read_text().count('"test":"short"') >= 1
 
@@ -124,3 +128,5 @@ def test_sas_drive_runs_its_test_through_smartctl(lab_drive, tmp_path):
     findings = run_check(drive, tmp_path)
     assert findings.metrics["verdicts"] == {drive["serial"]: "accept"}, findings.reasons
     assert any("extended self-test not run: the drive states no time for it" in r for r in findings.reasons)
+    [untested] = findings.not_qualified_parts
+    assert untested["how"].startswith("run it by hand and read its result: smartctl -t long /dev/")

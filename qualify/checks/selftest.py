@@ -75,6 +75,7 @@ class SelftestEvidence:
     runs: list[SelfTestRun] = field(default_factory=list)
     cannot_run: str | None = None  # why the drive ran no test
     notes: list[str] = field(default_factory=list)
+    untested: list[tuple[str, str]] = field(default_factory=list)  # a test not run: why, and how to run it
 
 
 def check_selftest(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
@@ -86,10 +87,12 @@ def check_selftest(node: Node, profile: Profile, findings: Findings, run_store: 
         findings.skip("no named drive has SMART (loop devices): no self-test to run")
     judged = [judge(ev) for ev in evidence]
     findings.metric("verdicts", {j.subject: j.line for j in judged})
-    for judgement in judged:
+    for ev, judgement in zip(evidence, judged, strict=True):
         judgement.record(findings, VERDICT)
         if judgement.line.startswith("unknown"):
             findings.not_qualified(f"{judgement.subject}: {judgement.line}", "see the reasons; run the test by hand")
+        for reason, how in ev.untested:
+            findings.not_qualified(f"{judgement.subject}: {reason}", how)
 
 
 # ---------------------------------------------------------------- collect (I/O)
@@ -113,9 +116,15 @@ def collect(node: Node, drive: StorageDrive, settings: SelftestSettings, budget:
         ev.notes.append("extended self-test not asked for (selftest.extended: false)")
     elif extended is None:
         ev.notes.append("extended self-test not run: the drive states no time for it")
+        ev.untested.append(("extended self-test not run: the drive states no time for it",
+                            f"run it by hand and read its result: {runner.by_hand('extended')}"))
     elif (short_s + 60 * extended) * settings.slack > budget:
-        ev.notes.append(f"extended self-test not run: the drive needs ~{extended:g} min for it, more than the "
-                        f"budget of {budget:g} s allows (selftest.budget)")
+        said = (f"extended self-test not run: the drive needs ~{extended:g} min for it, more than the "
+                f"budget of {budget:g} s allows (selftest.budget)")
+        ev.notes.append(said)
+        needed = (short_s + 60 * extended) * settings.slack
+        ev.untested.append((said, f"raise selftest.budget to at least {needed:.0f} s (or the profile's duration), "
+                                  f"or run it by hand: {runner.by_hand('extended')}"))
     else:
         kinds.append("extended")
     samples = run_store.samples(STREAM)
@@ -150,6 +159,10 @@ class _NvmeRunner:
         node.require("nvme")
         output = node.run(["nvme", "id-ctrl", device.path, "-o", "json"], check=False).stdout
         self.controller = parse_nvme_id_ctrl(output, f"{node.name}: nvme id-ctrl {device.path}")
+
+    def by_hand(self, kind: str) -> str:
+        return (f"nvme device-self-test {self.device.path} -s {NVME_CODES[kind]}, "
+                f"then nvme self-test-log {self.device.path}")
 
     def cannot_run(self) -> str | None:
         if self.controller.self_test_supported is False:
@@ -196,6 +209,9 @@ class _SmartctlRunner:
 
     def cannot_run(self) -> str | None:
         return None  # smartctl -t says it when the drive refuses; see run()
+
+    def by_hand(self, kind: str) -> str:
+        return f"smartctl -t {SMARTCTL_TESTS[kind]} {self.device.path}, then smartctl -l selftest {self.device.path}"
 
     def expected_minutes(self, kind: str) -> float | None:
         return self.before.short_test_minutes if kind == "short" else self.before.extended_test_minutes
