@@ -33,10 +33,10 @@ DURATION_OPT = $(if $(QUALIFY_ARG_DURATION),"--duration=$$QUALIFY_ARG_DURATION")
 LABEL_OPT = $(if $(QUALIFY_ARG_LABEL),"--label=$$QUALIFY_ARG_LABEL")
 RUN_OPTS = $(PROFILE_OPT) $(CHECKS_OPT) $(DURATION_OPT) $(LABEL_OPT)
 
-.PHONY: help install tools lint test demo profile qualify soak nightly report export compare cluster lab-up lab-down bench
+.PHONY: help install tools lint test demo profile qualify soak nightly report export compare cluster lab-up lab-down screenshots bench
 
 help:
-	@echo "make test | lint | demo | profile NODE=<name> [PEERS=a,b FORCE=1 DIFF=1] | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | cluster NODES=\"a b c\" | lab-up | lab-down | bench"
+	@echo "make test | lint | demo | profile NODE=<name> [PEERS=a,b FORCE=1 DIFF=1] | qualify NODE=<name> [PROFILE= CHECKS= DURATION= LABEL=] | soak NODE= [DURATION=] | nightly NODE= [AT=] | report RUN=<dir> | export RUN=<dir> | compare RUNS=\"<dir> <dir>\" | cluster NODES=\"a b c\" | lab-up | lab-down | screenshots | bench"
 
 install: $(VENV)/.installed
 
@@ -112,6 +112,9 @@ lab-up: install tools
 
 lab-down: install
 	$(QUALIFY) lab down
+
+screenshots: install tools
+	$(PY) -m qualify.report.screenshots
 
 bench: install tools
 	$(QUALIFY) lab up

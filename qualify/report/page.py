@@ -55,7 +55,8 @@ def measurement_row(m: dict[str, Any]) -> dict[str, Any]:
                      (low is not None or high is not None) else limit_text(low, high, unit)),
            "outcome": m.get("outcome", "info"),
            "sentence": m.get("sentence", ""), "because": m.get("because") or "", "meter": None}
-    if value is None and m.get("name") in ("warning", "problem"):  # a sentence with no figure of its own
+    # a problem or warning with no figure of its own (a freeze, a raised alarm flag): the sentence is the row
+    if value is None and not unit and low is None and high is None and row["outcome"] in ("failed", "warning"):
         row.update(name=m.get("sentence", ""), value="")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and (low is not None or high is not None):
         top = max(abs(x) for x in (value, low, high) if x is not None) * 1.15 or 1.0
