@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from qualify.discovery.complete import drive_entries
 from qualify.discovery.drives import drive_uses, select_drives
 from qualify.discovery.peers import match_links
 from qualify.parsers.iproute import parse_ip_addr
@@ -56,8 +57,9 @@ def test_each_use_of_a_drive_is_named_root_first():
     assert drive_uses(trees["nvme0n1"]) == (
         "holds / (the root filesystem) (pve-root)", "mounted at /boot/efi (nvme0n1p2)",
         "LVM physical volume (nvme0n1p3)", "swap (pve-swap)")
-    assert drive_uses(trees["nvme1n1"]) == ("LVM physical volume", "Ceph OSD (BlueStore) (ceph--8a1b--osd--block--77c2)",
-                                            "Ceph OSD (ceph--8a1b--osd--block--77c2)")
+    assert drive_uses(trees["nvme1n1"]) == (
+        "LVM physical volume", "Ceph OSD (BlueStore) (ceph--8a1b--osd--block--77c2)",
+        "Ceph OSD (ceph--8a1b--osd--block--77c2)")
     assert drive_uses(trees["sda"]) == ("ZFS pool member (sda1)",)
     assert drive_uses(trees["nvme2n1"]) == ()
 
@@ -74,6 +76,18 @@ def test_drives_are_disks_and_marked_loops_of_the_kernel_view():
     assert by_name["sda"].transport == "sata" and by_name["sda"].wwn == "0x5000c500a1b2c3d4"
     # a lab node's tree lists its own drive only
     assert [d.name for d in select_drives(trees, identities(trees), {"loop3"}, loops=True)] == ["loop3"]
+
+
+def test_an_emmc_is_one_drive_not_its_boot_and_rpmb_partitions():
+    """An ARM board's eMMC: lsblk lists mmcblk0boot0/1 as disks with the eMMC's serial; counted as drives they
+    would make the serial ambiguous and the eMMC itself unnameable."""
+    trees = parse_lsblk_tree(json.dumps({"blockdevices": [
+        dev("mmcblk0", serial="0x8b2c4f01", tran="mmc", children=[dev("mmcblk0p1", "part", mountpoints=["/"])]),
+        dev("mmcblk0boot0", serial="0x8b2c4f01", tran="mmc"), dev("mmcblk0boot1", serial="0x8b2c4f01", tran="mmc"),
+        dev("ram0"), dev("sr0", "rom")]}))
+    drives = select_drives(trees, identities(trees), {t.name for t in trees})
+    assert [d.name for d in drives] == ["mmcblk0"] and drives[0].uses == ("holds / (the root filesystem) (mmcblk0p1)",)
+    assert [e.serial for e in drive_entries(drives)] == ["0x8b2c4f01"]
 
 
 def test_old_lsblk_single_mountpoint_is_read():

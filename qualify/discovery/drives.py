@@ -9,14 +9,16 @@ on the kernel's real state, right before every write.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from qualify.node import Node
 from qualify.parsers.lsblk import BlockNode, parse_lsblk_tree
 from qualify.storage.identity import BlockDevice, block_devices
 
-# Memory-backed "disks" (zram swap, ramdisks) are no drives to qualify.
-_NOT_DRIVES = ("zram", "ram")
+# Memory-backed "disks" (zram swap, ramdisks) are no drives to qualify; nor are an eMMC's hardware boot and
+# RPMB partitions (mmcblk0boot0/1, mmcblk0rpmb: lsblk types them "disk", with the eMMC's own serial).
+_NOT_DRIVES = re.compile(r"^(?:zram|ram)\d|^mmcblk\d+(?:boot\d+|rpmb)$")
 _FSTYPE_USES = {"LVM2_member": "LVM physical volume", "zfs_member": "ZFS pool member",
                 "ceph_bluestore": "Ceph OSD (BlueStore)", "linux_raid_member": "md RAID member",
                 "crypto_LUKS": "LUKS encrypted", "swap": "swap"}
@@ -69,7 +71,7 @@ def select_drives(trees: list[BlockNode], identities: dict[str, BlockDevice], ke
     drives = []
     for tree in trees:
         ident = identities.get(tree.name)
-        if tree.name not in kernel_view or tree.name.startswith(_NOT_DRIVES):
+        if tree.name not in kernel_view or _NOT_DRIVES.search(tree.name):
             continue
         if tree.type == "loop" and not (loops and ident and ident.serial):
             continue  # an unmarked loop device (a snap, an image) is no drive of the node
