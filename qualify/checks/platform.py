@@ -46,6 +46,7 @@ class PlatformEvidence:
     cmdline: str | None
     module_parameters: dict[str, str]   # {"pcie_aspm/parameters/policy": "[default] performance ..."}
     bios: dict[str, str]                # bios_vendor, bios_version, bios_date
+    dmi_unread: str = "SMBIOS not read"  # why dmi_error_correction is None
 
 
 def check_platform(node: Node, profile: Profile, findings: Findings, run_store: RunStore) -> None:
@@ -57,11 +58,15 @@ def collect(node: Node, run_store: RunStore) -> PlatformEvidence:
     sizes = {rel.split("/")[0]: int(v) for rel, v in node.read_glob(edac, "mc*/size_mb").items() if v.isdigit()}
     modes = {rel.rsplit("/", 1)[0]: v.strip()
              for rel, v in node.read_glob(edac, EDAC_MODE_FILES).items()}
-    dmi = None
-    if node.paths.sysfs == "/sys" and node.has_tool("dmidecode"):  # a prepared tree has no SMBIOS of its own
+    dmi, unread = None, "SMBIOS not read (a prepared tree)"
+    if node.paths.sysfs == "/sys" and not node.has_tool("dmidecode"):
+        unread = "SMBIOS not read (dmidecode is not installed)"
+    elif node.paths.sysfs == "/sys":  # a prepared tree has no SMBIOS of its own
         result = node.run(["dmidecode", "-t", "16"], check=False)
         run_store.save_raw("platform-dmidecode-t16.txt", result.stdout + result.stderr)
         dmi = parse_memory_error_correction(result.stdout) if result.returncode == 0 else None
+        said = (result.stderr or result.stdout).strip().splitlines()
+        unread = f"SMBIOS not read (dmidecode: {said[-1][:120] if said else f'exit {result.returncode}'})"
     watchdogs = {rel.split("/")[0]: v.strip()
                  for rel, v in node.read_glob(node.sys_path("class/watchdog"), "*/identity").items()}
     iommu_dir = node.sys_path("class/iommu")
@@ -74,7 +79,7 @@ def collect(node: Node, run_store: RunStore) -> PlatformEvidence:
     bios = node.read_glob(node.sys_path("class/dmi/id"), "bios_vendor bios_version bios_date")
     evidence = PlatformEvidence(sizes, modes, dmi, watchdogs, iommus,
                                 [line.strip() for line in log.splitlines() if _IOMMU_LOG.search(line)][:5],
-                                cmdline.strip() if cmdline else None, parameters, bios)
+                                cmdline.strip() if cmdline else None, parameters, bios, unread)
     run_store.save_raw("platform-facts.txt", repr(evidence))
     return evidence
 
@@ -124,7 +129,11 @@ def _ecc(evidence: PlatformEvidence, settings: PlatformSettings, findings: Findi
         sources.append("ECC mode " + ", ".join(f"{k} {v}" for k, v in sorted(evidence.edac_modes.items())[:4]))
     if evidence.dmi_error_correction is not None:
         sources.append(f"SMBIOS error correction {', '.join(evidence.dmi_error_correction) or 'not listed'}")
-    detail = f"({'; '.join(sources) or 'no EDAC memory controller, SMBIOS not read'})"
+    if evidence.dmi_error_correction is None:
+        sources.append(evidence.dmi_unread)
+    if not evidence.edac_sizes_mb:
+        sources.insert(0, "no EDAC memory controller")
+    detail = f"({'; '.join(sources)})"
     low, warn = _limit(settings.ecc)
     if settings.ecc == "none":
         findings.measure("ecc_memory_enabled", enabled, text="ECC memory", detail=detail)
