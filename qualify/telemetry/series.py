@@ -183,16 +183,23 @@ def _drop_implausible(values: dict[str, np.ndarray], units: dict[str, str],
 
 
 def _matrix(samples: list[dict[str, Any]], names: tuple[str, ...]) -> np.ndarray:
-    """One row per sample, one column per series. Fast path: a sample with every series in header
-    order (the usual case, 72 h x 50 series in seconds); otherwise looked up name by name."""
-    nan = float("nan")
-    rows = [list(v.values()) if tuple(v) == names else [v.get(n, nan) for n in names]
-            for v in (s["v"] for s in samples)]
-    try:
-        return np.array(rows, dtype=float).reshape(len(samples), len(names))
-    except (TypeError, ValueError):  # a hand-edited or foreign value: keep the numbers, drop the rest
-        return np.array([[x if isinstance(x, (int, float)) else nan for x in row] for row in rows],
-                        dtype=float).reshape(len(samples), len(names))
+    """One row per sample, one column per series (NaN where a sample lacks one). Samples come in runs of the
+    same keys in the same order (one sampler, one set of files), so each run of keys is converted as a block
+    and its columns placed once: 72 h x 50 series in well under a second."""
+    matrix = np.full((len(samples), len(names)), np.nan)
+    column = {name: i for i, name in enumerate(names)}
+    blocks: dict[tuple[str, ...], list[int]] = {}
+    for row, sample in enumerate(samples):
+        blocks.setdefault(tuple(sample["v"]), []).append(row)
+    for keys, rows in blocks.items():
+        values = [list(samples[row]["v"].values()) for row in rows]
+        try:
+            block = np.array(values, dtype=float).reshape(len(rows), len(keys))
+        except (TypeError, ValueError):  # a hand-edited or foreign value: keep the numbers, drop the rest
+            block = np.array([[x if isinstance(x, (int, float)) else np.nan for x in row] for row in values],
+                             dtype=float).reshape(len(rows), len(keys))
+        matrix[np.ix_(rows, [column[key] for key in keys])] = block
+    return matrix
 
 
 def window(t: np.ndarray, start: float, end: float) -> np.ndarray:
