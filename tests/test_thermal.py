@@ -92,6 +92,14 @@ def test_intel_hybrid_nominal_is_base_frequency_per_core_type(tmp_path):
     assert nominal.mhz[0] == 2300.0 and nominal.mhz[15] == 1700.0  # P-core threads first, then E-cores
 
 
+def test_without_a_cpufreq_figure_the_rated_clock_of_the_model_name_is_the_nominal():
+    # intel_pstate without HWP (Broadwell Xeons) has no base_frequency; Intel's model name carries the rated clock
+    files = {"cpu0/cpufreq/scaling_driver": "intel_pstate", "cpu1/cpufreq/scaling_driver": "intel_pstate"}
+    name = "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz"
+    assert nominal_clock(files, name) == NominalClock({0: 2400.0, 1: 2400.0}, f"the model name ('{name}')")
+    assert nominal_clock(files, "AMD Ryzen 5 7600 6-Core Processor") is None  # AMD names carry no clock
+
+
 def test_intel_acpi_cpufreq_skips_the_turbo_entry_and_broken_cppc_is_ignored():
     # synthetic, in the kernel's file shapes: Intel lists turbo as base + 1 MHz; CPPC nominal 0 = BIOS left it out
     files = {"cpu0/cpufreq/scaling_driver": "acpi-cpufreq", "cpu0/acpi_cppc/nominal_freq": "0",

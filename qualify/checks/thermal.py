@@ -38,6 +38,7 @@ from qualify.durations import format_duration
 from qualify.errors import QualifyError
 from qualify.findings import Findings
 from qualify.node import Node
+from qualify.parsers.cpuinfo import parse_cpuinfo
 from qualify.profile import Profile, ThermalSettings
 from qualify.store import RunStore, read_samples
 from qualify.telemetry import Telemetry, TelemetrySummary, load_check_telemetry, start_telemetry, stream_for
@@ -91,6 +92,7 @@ def collect(node: Node, profile: Profile, run_store: RunStore, findings: Finding
     idle = settings.idle_lead_in if settings.idle_lead_in is not None else min(duration * IDLE_SHARE, IDLE_MAX_S)
     cool = settings.cool_down if settings.cool_down is not None else min(duration * IDLE_SHARE, IDLE_MAX_S)
     cpufreq = node.read_glob(node.sys_path("devices/system/cpu"), NOMINAL_FILES)
+    model_name = _model_name(node)
     stream = start_telemetry(node, run_store, profile.telemetry, stream_for(NAME))
     temperatures = [name for name, unit in stream.series.items() if unit == "C"]
     if not temperatures:
@@ -111,7 +113,8 @@ def collect(node: Node, profile: Profile, run_store: RunStore, findings: Finding
     finally:
         summary = stream.stop()
     run_store.save_raw(EVIDENCE_FILE, json.dumps({"load_start": load_start, "load_end": load_end, "idle_s": idle,
-                                                  "cool_s": cool, "method": settings.method, "cpufreq": cpufreq}))
+                                                  "cool_s": cool, "method": settings.method, "cpufreq": cpufreq,
+                                                  "model_name": model_name}))
     return summary
 
 
@@ -134,6 +137,15 @@ def _soak(node: Node, settings: ThermalSettings, duration: float, run_store: Run
         run_store.save_raw("thermal-stress-ng-last-slice.txt", run.output)
 
 
+def _model_name(node: Node) -> str | None:
+    """The first CPU's model name (the rated clock of older Intel parts is only there); None when unreadable."""
+    try:
+        cpus = parse_cpuinfo(node.read_text(node.proc_path("cpuinfo")))
+    except QualifyError:  # a ParseError too
+        return None
+    return cpus[0].model_name if cpus else None
+
+
 def load_evidence(run_dir: Path) -> ThermalEvidence:
     """The check's evidence as stored (re-judge or plot any finished run)."""
     telemetry = load_check_telemetry(run_dir, NAME)
@@ -144,7 +156,8 @@ def load_evidence(run_dir: Path) -> ThermalEvidence:
                            f"finish its load") from None
     return ThermalEvidence(telemetry=telemetry, slices=read_samples(run_dir, STRESS_STREAM),
                            phases=Phases(telemetry.axis(stored["load_start"]), telemetry.axis(stored["load_end"])),
-                           nominal=nominal_clock(stored.get("cpufreq", {})), method=stored.get("method", ""))
+                           nominal=nominal_clock(stored.get("cpufreq", {}), stored.get("model_name")),
+                           method=stored.get("method", ""))
 
 
 # ---------------------------------------------------------------- judging (pure)

@@ -9,7 +9,9 @@ its vendor, and AMD parts show no thermal_throttle counters at all. Where each d
   (MHz; the CPPC figure amd-pstate derives its nominal from; 0 on firmware that leaves it out);
 - acpi-cpufreq: cpuinfo_max_freq when boost is off (cpufreq/boost = 0); with boost on that file may hold
   the boost clock, so the P0 state (highest of scaling_available_frequencies, skipping Intel's "base + 1 MHz"
-  turbo entry), else bios_limit.
+  turbo entry), else bios_limit;
+- none of these (intel_pstate without HWP on older Xeons, no cpufreq at all): the rated clock Intel prints in
+  the model name ("Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz"), said as such.
 
     files = node.read_glob(node.sys_path("devices/system/cpu"), NOMINAL_FILES)
     rating = nominal_clock(files)   # NominalClock(mhz={0: 3800.0, ...}, source="acpi-cpufreq P0 ...") or None
@@ -17,6 +19,7 @@ its vendor, and AMD parts show no thermal_throttle counters at all. Where each d
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -38,8 +41,12 @@ class NominalClock:
         return sum(self.mhz.values()) / len(self.mhz)
 
 
-def nominal_clock(files: dict[str, str]) -> NominalClock | None:
-    """The nominal clock of every CPU that has one, from one source for all; None when none does."""
+_RATED_IN_NAME = re.compile(r"@\s*(\d+(?:\.\d+)?)\s*GHz\b", re.I)
+
+
+def nominal_clock(files: dict[str, str], model_name: str | None = None) -> NominalClock | None:
+    """The nominal clock of every CPU that has one, from one source for all; else the clock in the CPU's model
+    name; None when neither says."""
     per_cpu: dict[int, dict[str, str]] = {}
     for rel, value in files.items():
         head, _, name = rel.partition("/")
@@ -47,7 +54,12 @@ def nominal_clock(files: dict[str, str]) -> NominalClock | None:
             per_cpu.setdefault(int(head[3:]), {})[name] = value.strip()
     found = {cpu: hit for cpu, cpu_files in per_cpu.items() if (hit := _one_cpu(cpu_files, files)) is not None}
     if not found:
-        return None
+        rated = _RATED_IN_NAME.search(model_name or "")
+        if rated is None:
+            return None
+        mhz = float(rated[1]) * 1000
+        return NominalClock(mhz=dict.fromkeys(sorted(per_cpu) or [0], mhz),
+                            source=f"the model name ('{model_name.strip() if model_name else ''}')")
     source = Counter(source for _, source in found.values()).most_common(1)[0][0]
     return NominalClock(mhz={cpu: mhz for cpu, (mhz, s) in sorted(found.items()) if s == source}, source=source)
 
