@@ -17,7 +17,8 @@ from helpers import Workspace, test_lab_config
 from qualify.findings import Findings
 from qualify.lab import lab_down, lab_status, lab_up
 from qualify.lab.drive import lab_drive_serial
-from qualify.lab.fakedrive import IMAGE, FuseServer, make_fake_drive, remove_fake_drive
+from qualify.lab.fakedrive import IMAGE, FuseServer, fuse_available, make_fake_drive, remove_fake_drive
+from qualify.lab.lab import LabConfig
 from qualify.lab.loopdev import devices_backed_by
 from qualify.lab.procs import alive
 from qualify.storage import block_devices
@@ -159,3 +160,13 @@ def test_the_lab_node_rejects_its_fake_drive_and_accepts_its_healthy_one(fake_la
                                    "(minimum 1 GiB)", drives[fake]
     report = (workspace.runs("lab-pve1")[-1] / "report.html").read_text()
     assert f"Drive {healthy}: write pass speed over the surface" in report
+
+
+def test_the_lab_carries_the_fake_drive_on_lab_pve1_by_default_where_fuse_is(monkeypatch, tmp_path):
+    monkeypatch.setenv("QUALIFY_LAB_DIR", str(tmp_path / "lab"))
+    assert LabConfig().fake_drive == ("lab-pve1" if fuse_available() else None)
+    assert LabConfig(nodes=("lab-a", "lab-b")).fake_drive is None  # the default where the lab has no lab-pve1
+    monkeypatch.setenv("QUALIFY_LAB_FAKE_DRIVE", "none")
+    assert LabConfig.from_env().fake_drive is None
+    monkeypatch.setenv("QUALIFY_LAB_FAKE_DRIVE", "lab-pve2")
+    assert LabConfig.from_env().fake_drive == "lab-pve2"

@@ -44,7 +44,8 @@ IN_HEADER = struct.Struct("<IIQQIIIHH")  # len, opcode, unique, nodeid, uid, gid
 OUT_HEADER = struct.Struct("<IiQ")  # len, error, unique
 INIT_IN = struct.Struct("<IIII")  # major, minor, max_readahead, flags
 INIT_OUT = struct.Struct("<IIIIHHIIHHII24x")  # ..., max_write, time_gran, max_pages, map_alignment, flags2, max_stack
-ATTR = struct.Struct("<QQQQQQIIIIIIIIII")  # ino size blocks atime mtime ctime, *nsec, mode nlink uid gid rdev blksize flags
+# ino size blocks atime mtime ctime, their nsec, mode nlink uid gid rdev blksize flags
+ATTR = struct.Struct("<QQQQQQIIIIIIIIII")
 ATTR_OUT = struct.Struct("<QII")  # attr_valid, attr_valid_nsec, dummy (then the attr)
 OPEN_OUT = struct.Struct("<QIi")  # fh, open_flags, backing_id
 IO_IN = struct.Struct("<QQII")  # fh, offset, size, read/write flags (then lock_owner, flags, padding)
@@ -175,7 +176,7 @@ class FakeDrive:
 
 def make_fake_drive(folder: Path, claimed_bytes: int, real_bytes: int, serial: str) -> FakeDrive:
     """The fake drive in `folder`: a FUSE image claiming `claimed_bytes` over `real_bytes`, and its loop device."""
-    if os.geteuid() != 0 or not Path("/dev/fuse").exists():
+    if not fuse_available():
         raise LabError("the fake drive needs root and /dev/fuse (modprobe fuse)")
     if not 0 < real_bytes <= claimed_bytes:
         raise LabError(f"a fake drive holds less than it claims: got {real_bytes} of {claimed_bytes} bytes")
@@ -218,6 +219,11 @@ def fake_drive_state(folder: Path) -> FakeDrive | None:
         return FakeDrive(**{**data, "image": Path(data["image"]), "real": Path(data["real"])})
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def fuse_available() -> bool:
+    """Whether this machine can serve a fake drive: root and /dev/fuse (else the lab carries none)."""
+    return os.geteuid() == 0 and Path("/dev/fuse").exists()
 
 
 def fake_drive_healthy(folder: Path) -> bool:
