@@ -213,6 +213,20 @@ def test_a_gpu_at_idle_link_speed_is_a_warning_its_lanes_are_judged(tmp_path):
     assert {m.name for m in narrow.measurements if m.outcome == "failed"} == {"pcie_link_width_lanes"}
 
 
+def test_a_runtime_suspended_device_without_a_link_is_unknown_not_failed(tmp_path):
+    """A laptop dGPU in D3cold reads current_link_width 0: its link is down by design, awake it could be judged."""
+    port = PciSpec("0000:00:01.0", None, 0x8086, 0x460d, 0x060400, "pcieport", (16.0, 16))
+    gpu = PciSpec("0000:01:00.0", "0000:00:01.0", 0x10de, 0x25a0, 0x030200, "nvidia", (16.0, 16), (2.5, 0),
+                  aer=False, power_state="D3cold")
+    findings = run_judge(read_tree(tmp_path / "a", (port, gpu)))
+    link = next(m for m in findings.measurements if m.name == "pcie_link_width_lanes" and "0000:01:00.0" in
+                (m.subject or "") + m.sentence)
+    assert link.outcome == "unknown" and "runtime-suspended (D3cold)" in link.sentence, link.sentence
+    assert "power/control" in link.sentence
+    awake = run_judge(read_tree(tmp_path / "b", (port, replace(gpu, power_state="D0"))))
+    assert {m.name for m in awake.measurements if m.outcome == "failed"} == {"pcie_link_width_lanes"}
+
+
 def test_a_vm_with_no_pcie_link_skips_saying_why_never_passes(tmp_path):
     """A VM's virtio functions on the emulated root bus have no link files (this machine's own layout)."""
     devices = (PciSpec("0000:00:00.0", None, 0x8086, 0x0d57, 0x060000),

@@ -179,6 +179,12 @@ def _link(f: PciFunction, port: PciFunction | None, phase: str, settings: PcieSe
             + (f", its port {port.capability.speed_gts:g} GT/s x{port.capability.width}"
                if port and port.capability else ", its port's capability is unknown"))
     because = "the link runs below what both ends can do: riser, adapter, cable or slot"
+    if (f.link is None or f.link.width == 0) and f.suspended:
+        findings.measure("pcie_link_width_lanes", None, unit="lanes", low=expected_width, subject=subject,
+                         text="link", detail=f"not up: the device is runtime-suspended ({f.power_state}); keep it "
+                         f"awake (`echo on > /sys/bus/pci/devices/{f.address}/power/control`) or load it to judge "
+                         f"its link")
+        return
     if f.link is None or f.link.width == 0:
         findings.measure("pcie_link_width_lanes", 0, unit="lanes", low=expected_width, subject=subject,
                          text="link", detail=f"down; {ends}", because="a populated device without a link")

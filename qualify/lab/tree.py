@@ -90,6 +90,7 @@ class PciSpec:
     link: tuple[float, int] | None = None       # current (GT/s, lanes); width 0 = no link (empty slot)
     aer: bool = True                  # aer_dev_* files (only with a link)
     aer_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # {"correctable": {"RxErr": 2}}
+    power_state: str = "D0"           # power_state (5.10+): "D3cold" for a runtime-suspended device
 
 
 def aer_file_text(kind: str, counts: Mapping[str, int] | None = None) -> str:
@@ -349,7 +350,8 @@ def write_pci_devices(sys: Path, devices: tuple[PciSpec, ...]) -> None:
 
     for d in devices:
         path = directory(d)
-        files = {"vendor": f"0x{d.vendor:04x}", "device": f"0x{d.device:04x}", "class": f"0x{d.class_code:06x}"}
+        files = {"vendor": f"0x{d.vendor:04x}", "device": f"0x{d.device:04x}", "class": f"0x{d.class_code:06x}",
+                 "power_state": d.power_state}
         if d.max_link is not None:
             files |= {"max_link_speed": link_speed_text(d.max_link[0]), "max_link_width": str(d.max_link[1])}
             current = d.link or d.max_link

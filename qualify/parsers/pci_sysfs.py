@@ -12,6 +12,7 @@ records. Per function, the kernel writes (drivers/pci/pci-sysfs.c, drivers/pci/p
     aer_dev_nonfatal / aer_dev_fatal  Undefined 0\\nDLP 0\\n ... TOTAL_ERR_NONFATAL 0 / TOTAL_ERR_FATAL 0
                         (unnamed bits appear as "dev_cor_errs_bit[3] 2" only when counted)
     driver              symlink to ../../bus/pci/drivers/<name>
+    power_state         D0 .. D3hot, D3cold    (5.10+; a runtime-suspended device in D3cold has no link up)
 
 The device's directory under devices/ gives its upstream port: /sys/devices/pci0000:00/0000:00:1c.0/0000:03:00.0
 is behind the port 0000:00:1c.0; a function directly below pci0000:00 (or a VMD domain's pci10000:e0) has none.
@@ -26,7 +27,7 @@ from qualify.errors import ParseError
 from qualify.parsers.lspci import PciLink
 
 FILES = ("vendor", "device", "class", "current_link_speed", "current_link_width", "max_link_speed",
-         "max_link_width", "aer_dev_correctable", "aer_dev_nonfatal", "aer_dev_fatal")
+         "max_link_width", "aer_dev_correctable", "aer_dev_nonfatal", "aer_dev_fatal", "power_state")
 # One command for every function: "@device <address> <resolved path>", "@driver <name>", "@file <name>" + content.
 DUMP_SCRIPT = (
     'cd "$1/bus/pci/devices" 2>/dev/null || exit 0\n'
@@ -59,6 +60,12 @@ class PciFunction:
     # {"correctable": {"RxErr": 0, ...}, "nonfatal": {...}, "fatal": {...}}, TOTAL_* lines left out;
     # empty without the files (no AER capability, or a kernel without CONFIG_PCIEAER)
     aer: dict[str, dict[str, int]] = field(default_factory=dict)
+    power_state: str | None = None    # "D0", "D3cold", ...; None on kernels without the file
+
+    @property
+    def suspended(self) -> bool:
+        """Runtime-suspended (a laptop dGPU, an idle controller): its link is down by design, not broken."""
+        return (self.power_state or "").startswith("D3")
 
     @property
     def ids(self) -> str:
@@ -125,7 +132,8 @@ def _function(address: str, path: str, driver: str | None, files: dict[str, str]
     return PciFunction(
         address=address, upstream=parent if _ADDRESS.match(parent) else None,
         vendor=_hex(files.get("vendor")), device=_hex(files.get("device")), class_code=_hex(files.get("class")),
-        driver=driver, link=_link(files, "current"), capability=_link(files, "max"), aer=aer)
+        driver=driver, link=_link(files, "current"), capability=_link(files, "max"), aer=aer,
+        power_state=(files.get("power_state") or "").strip() or None)
 
 
 def _link(files: dict[str, str], which: str) -> PciLink | None:
