@@ -60,7 +60,7 @@ lint: install
 	$(PY) -m ruff check qualify tests benchmarks
 	$(PY) -m mypy
 
-test: install tools
+test: install tools lint
 	$(PY) -m pytest
 
 # The real-node path on the lab: a profile written from the live node, its drive allowed to be

@@ -136,7 +136,8 @@ def test_old_kernel_wording_counts_as_early_loading(workspace):
 @pytest.mark.parametrize("policy, code", [("warn", 0), ("fail", 1)])
 def test_engineering_sample_is_flagged(workspace, policy, code):
     spec = NodeSpec(model_name="Genuine Intel(R) 0000", family=6, model=154, stepping=3)
-    proc, _, check, reasons = run_microcode(workspace, spec, f"checks:\n  microcode:\n    engineering_sample: {policy}\n")
+    proc, _, check, reasons = run_microcode(workspace, spec,
+                                            f"checks:\n  microcode:\n    engineering_sample: {policy}\n")
     assert proc.returncode == code
     assert "engineering-sample CPU ('Genuine Intel(R) 0000')" in reasons
     assert check["metrics"]["engineering_sample"] is True

@@ -140,7 +140,7 @@ def _soak(node: Node, settings: ThermalSettings, duration: float, run_store: Run
 def _model_name(node: Node) -> str | None:
     """The first CPU's model name (the rated clock of older Intel parts is only there); None when unreadable."""
     try:
-        cpus = parse_cpuinfo(node.read_text(node.proc_path("cpuinfo")))
+        cpus = parse_cpuinfo(node.read_text(node.proc_path("cpuinfo")) or "")
     except QualifyError:  # a ParseError too
         return None
     return cpus[0].model_name if cpus else None

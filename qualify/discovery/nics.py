@@ -42,9 +42,10 @@ def discover_nics(node: Node) -> list[Nic]:
 def _details(node: Node, interface: Interface, has_ethtool: bool) -> Nic:
     name = interface.link.name
     if not has_ethtool:
-        speed = node.read_text(node.sys_path("class/net", name, "speed"))
+        speed_text = node.read_text(node.sys_path("class/net", name, "speed"))
         carrier = node.read_text(node.sys_path("class/net", name, "carrier"))
-        return Nic(interface, speed_mbps=_positive(speed), link_detected=None if carrier is None else carrier.strip() == "1")
+        return Nic(interface, speed_mbps=_positive(speed_text),
+                   link_detected=None if carrier is None else carrier.strip() == "1")
     driver = firmware = slot = None
     info = node.run(["ethtool", "-i", name], check=False)
     if info.returncode == 0:

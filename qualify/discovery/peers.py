@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from qualify.discovery.nics import interfaces
 from qualify.errors import QualifyError
@@ -26,7 +27,7 @@ def _usable(address: Address) -> bool:
 
 
 def match_links(local: Sequence[Interface], peer: str, peer_interfaces: Sequence[Interface],
-                management: set[str] = frozenset()) -> list[NetworkLink]:
+                management: AbstractSet[str] = frozenset()) -> list[NetworkLink]:
     """One link per local interface that shares a subnet with the peer (IPv4 preferred)."""
     peer_addresses = [a for i in peer_interfaces for a in i.addresses if _usable(a)]
     links = []

@@ -158,7 +158,8 @@ def _nic_text(nic: Nic) -> str:
              f"{nic.speed_mbps} Mb/s" if nic.speed_mbps else "speed unknown",
              f"driver {nic.driver}" if nic.driver else "driver unknown",
              f"PCI {nic.pci_slot}" if nic.pci_slot else "no PCI device",
-             " ".join(f"{a.address}/{a.prefixlen}" for a in nic.interface.addresses if a.scope == "global") or "no address"]
+             " ".join(f"{a.address}/{a.prefixlen}" for a in nic.interface.addresses if a.scope == "global")
+             or "no address"]
     return ", ".join(parts)
 
 

@@ -404,8 +404,8 @@ def _build(cfg: LabConfig, spec: NodeSpec) -> LabState:
 
         host_key = nd / "ssh_host_ed25519_key"
         host_keys.append((cfg.mgmt_ip(node), sshd.gen_key(host_key, f"qualify-lab-{node}")))
-        cfg.sshd_config(node).write_text(sshd.sshd_config_text(cfg.mgmt_ip(node), host_key, cfg.pidfile(node), authorized,
-                                                               tools=bin_dir(nd)))
+        cfg.sshd_config(node).write_text(sshd.sshd_config_text(cfg.mgmt_ip(node), host_key, cfg.pidfile(node),
+                                                               authorized, tools=bin_dir(nd)))
 
         cg: Path | None = None
         if found is not None:

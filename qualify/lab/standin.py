@@ -86,7 +86,8 @@ class Drive:
             for key in [k for k in data if k.startswith("scsi_self_test_")]:
                 del data[key]
             made: list[dict[str, Any]] = [
-                {"code": {"value": t["code"], "string": "Background short" if t["code"] == SHORT else "Background long"},
+                {"code": {"value": t["code"],
+                          "string": "Background short" if t["code"] == SHORT else "Background long"},
                  "result": {"value": 0 if t["passed"] else 7,
                             "string": "Completed" if t["passed"] else "Failed in segment -->"},
                  "power_on_time": {"hours": t["hours"], "aka": "accumulated_power_on_hours"}} for t in history]
