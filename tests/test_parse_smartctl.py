@@ -62,7 +62,8 @@ EXPECTED = {
         power_on_hours=22364, temperature_c=26, capacity_bytes=600127266816),
     "sas-hdd-toshiba-mg08sca16tey-megaraid-smartctl71-json.json": dict(
         protocol="SCSI", model="TOSHIBA MG08SCA16TEY", firmware="EJ08", grown_defects=0, media_errors=0,
-        power_on_hours=None, temperature_c=31),
+        power_on_hours=None, temperature_c=31,
+        data_written_bytes=73_889_776_000_000),  # error counter log, write: "gigabytes_processed": "73889.776"
     "sas-hdd-seagate-st1200mm0088-smartctl67-json-format-0-1.json": dict(
         protocol="SCSI", model="SEAGATE ST1200MM0088", firmware="N004", grown_defects=0, media_errors=0,
         power_on_hours=5675),

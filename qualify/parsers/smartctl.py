@@ -274,10 +274,21 @@ def _scsi(data: dict) -> dict[str, Any]:
     used = data.get("scsi_percentage_used_endurance_indicator", data.get("percentage_used_endurance_indicator"))
     extended = data.get("scsi_extended_self_test_seconds")
     return {"percentage_used": used, "media_errors": sum(uncorrected) if uncorrected else None,
+                "data_written_bytes": _scsi_written(counters),
                 "grown_defects": data.get("scsi_grown_defect_list"),
                 "pending_sectors": (data.get("scsi_pending_defects") or {}).get("count"),
                 "self_tests": tests, "self_test_running": running,
                 "extended_test_minutes": extended / 60 if extended else None}
+
+
+def _scsi_written(counters: dict) -> int | None:
+    """Bytes written from the error counter log's write row: smartctl prints "gigabytes_processed" as a string of
+    10^9 bytes with three decimals ("1467.278")."""
+    write = counters.get("write")
+    try:
+        return round(float(write["gigabytes_processed"]) * 1e9) if isinstance(write, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _scsi_entry(entry: dict) -> SelfTest:
