@@ -296,3 +296,9 @@ def test_loop_drive_without_smart_is_skipped_with_the_reason(tmp_path):
         loops.make(serial, fill=False)
         with pytest.raises(pytest.skip.Exception, match="no drive has SMART data or a PCIe link"):
             run_check([{"serial": serial}], tmp_path)
+
+
+def test_error_log_entries_say_their_status_so_harmless_host_errors_read_as_such():
+    out = judged(corpus_health("nvme-sabrent-rocket4-smartctl74-a-json.json"))
+    entries = next(f for f in out.figures if f.name == "error_log_entries_total")
+    assert entries.value == 4871 and entries.detail == "(of those read: 1 Invalid Field in Command)"

@@ -172,7 +172,12 @@ def judge_health(health: DriveHealth, drive: StorageDrive, settings: SsdHealthSe
                                         high=settings.max_offline_uncorrectable, text="offline uncorrectable (198)"))
     add("grown_defects", Figure("grown_defects_total", health.grown_defects, high=settings.max_grown_defects,
                                 text="grown defect list"))
-    add("error_log_entries", Figure("error_log_entries_total", health.error_log_entries, text="error-log entries"))
+    # most entries are harmless host mistakes ("Invalid Field in Command"); the statuses say which kind they are
+    statuses = ", ".join(f"{count} {status}" for status, count in (health.error_log_statuses or ())[:3])
+    media_entries = (f"; {health.error_log_media_entries} with a media status" if health.error_log_media_entries
+                     else "")
+    add("error_log_entries", Figure("error_log_entries_total", health.error_log_entries, text="error-log entries",
+                                    detail=f"(of those read: {statuses}{media_entries})" if statuses else ""))
     add("unsafe_shutdowns", Figure("unsafe_shutdowns_total", health.unsafe_shutdowns,
                                    high=settings.max_unsafe_shutdowns, text="unsafe shutdowns"))
     hours = _power_on_hours(health.power_on_hours, drive, settings)
