@@ -1,7 +1,10 @@
 """Nightly soaks: systemd units written where told (never /etc in tests), and the night-by-night trend page."""
 
+import json
+
 import pytest
 
+from browser import needs_chromium, open_page
 from qualify.errors import UsageError
 from qualify.findings import Findings
 from qualify.nightly import service_text
@@ -81,6 +84,18 @@ def test_trend_puts_nights_side_by_side(tmp_path):
     assert html.index(quiet.name) < html.index(bad.name), "oldest first"
     assert "soft_lockup 1, thermal_throttle 1" in html and "soak: max_package_temperature_celsius (°C)" in html
     assert '<td class="failed"\n title="max package temperature 99°C (limit ≤ 95°C)">99°C</td>' in html
+
+
+@needs_chromium
+def test_trend_page_charts_are_interactive_in_a_browser(tmp_path):
+    for temperature in (71.5, 74.0, 99.0):
+        _night(tmp_path, [], {"max_package_temperature_celsius": (temperature, 95), "throttle_events_total": (0, None)})
+    page = open_page(render_trend(tmp_path / "pve2"))
+    assert page.console == []
+    assert page.dom.count('class="uplot') >= 2  # events per night, and one chart per measurement
+    data = json.loads(page.dom.split('id="qualify-chart-data">', 1)[1].split("</script>", 1)[0])
+    values = [v for chart in data for series in chart["series"] for v in series["values"] if v is not None]
+    assert 99.0 in values and 71.5 in values
 
 
 def test_trend_of_a_node_without_runs_is_a_usage_error(tmp_path):
