@@ -15,7 +15,7 @@ import yaml
 
 from qualify.errors import QualifyError, UsageError
 from qualify.names import check_node_name
-from qualify.terminal import printable
+from qualify.terminal import say
 
 CHECKS_DIR = Path(__file__).with_name("checks")
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except QualifyError as exc:
-        print(f"qualify: error: {printable(str(exc))}", file=sys.stderr)
+        say(f"qualify: error: {exc}")
         return 2
     except KeyboardInterrupt:
         print("qualify: interrupted", file=sys.stderr)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from qualify.durations import parse_duration
 from qualify.errors import UsageError
 
-# Control characters (newlines, ANSI escapes) in a label would break a line of the report or rewrite the terminal
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# a control character (newline, ANSI escape) in a label would break a line of the report or rewrite the terminal
+from qualify.terminal import CONTROL
 
 
 def shown(text: str, limit: int = 80) -> str:
@@ -25,7 +23,7 @@ def parse_labels(values: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"label {shown(item)}: expected key=value, e.g. LABEL=cooler=G195,lid=closed")
-        if _CONTROL.search(item):
+        if CONTROL.search(item):
             raise UsageError(f"label {shown(item)}: a label may not hold control characters (newlines, escapes)")
         if key.strip() in labels:
             raise UsageError(f"label {shown(key.strip())} is given twice ({shown(labels[key.strip()])} and "
@@ -38,5 +36,5 @@ def duration_option(text: str) -> float:
     try:
         return parse_duration(text)
     except ValueError as exc:
-        plain = len(text) <= 80 and not _CONTROL.search(text)
+        plain = len(text) <= 80 and not CONTROL.search(text)
         raise UsageError(f"DURATION={text if plain else shown(text)}: {exc}") from None

@@ -9,7 +9,6 @@ finish  — `run_finished`; the verdict judged in memory from the records and wr
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from qualify.options import duration_option, parse_labels
 from qualify.overlays import resolve_profile
 from qualify.profile import LoadedProfile, Profile
 from qualify.store import RunStore, read_records, reports_dir
-from qualify.terminal import printable
+from qualify.terminal import say
 from qualify.verdict import build_verdict, write_verdict
 from qualify.watch import Watcher, start_watch
 
@@ -71,13 +70,13 @@ class Run:
             labels=self.labels, profile_sources=list(self.loaded.sources),
             profile=self.profile.model_dump(mode="json"), argv=argv, version=__version__,
         )
-        print(printable(f"{self.name}: run {self.store.run_dir}"), file=sys.stderr)
+        say(f"{self.name}: run {self.store.run_dir}")
         try:
             self.node = connect(self.name, self.profile)
         except QualifyError as exc:
             self.connect_error = exc
             self.store.append("event", severity="error", source="node", message=str(exc))
-            print(printable(f"error: {exc}"), file=sys.stderr)
+            say(f"error: {exc}")
             return
         self._discover()
         self.store.append("inventory", inventory=collect_inventory(self.node))
@@ -97,11 +96,11 @@ class Run:
             d.model_dump(mode="json", exclude_defaults=True) for d in completion.profile.checks.storage.drives],
             links=[link.model_dump(mode="json") for link in completion.profile.checks.network.links])
         for note in completion.notes:
-            print(printable(f"{self.name}: {note}"), file=sys.stderr)
+            say(f"{self.name}: {note}")
 
     def event(self, severity: str, source: str, message: str) -> None:
         self.store.append("event", severity=severity, source=source, message=message)
-        print(printable(f"error: {message}"), file=sys.stderr)
+        say(f"error: {message}")
 
     def check_started(self, name: str) -> None:
         self.store.append("check_started", name=name)
@@ -121,7 +120,7 @@ class Run:
         )
         headline = (findings.problems if findings and findings.problems else reasons) or [""]
         first = headline[0]
-        print(printable(f"{self.name}: {name} {outcome}{': ' + first if first else ''}"), file=sys.stderr)
+        say(f"{self.name}: {name} {outcome}{': ' + first if first else ''}")
 
     def finish(self, pytest_exit: int) -> int:
         """Close the run, judge it, write verdict.json, render the report (best-effort); the exit code."""
@@ -142,7 +141,7 @@ class Run:
         self.verdict = build_verdict(read_records(run_dir))
         write_verdict(run_dir, self.verdict)
         shown = _render(run_dir)
-        print(printable(f"{self.name}: verdict {self.verdict['verdict']} — {shown}"), file=sys.stderr)
+        say(f"{self.name}: verdict {self.verdict['verdict']} — {shown}")
         return int(self.verdict["exit_code"])
 
 
@@ -178,8 +177,7 @@ class LiveReport:
             try:
                 render_run(self._run_dir, index=False)
             except Exception as exc:  # noqa: BLE001 — a live page is a convenience, never the run's outcome
-                print(printable(f"qualify: warning: live report not rendered: {type(exc).__name__}: {exc}"),
-                      file=sys.stderr)
+                say(f"qualify: warning: live report not rendered: {type(exc).__name__}: {exc}")
 
     def stop(self) -> None:
         self._stop.set()

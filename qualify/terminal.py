@@ -6,11 +6,18 @@ one of them would recolour, move or overwrite what the operator reads."""
 from __future__ import annotations
 
 import re
+import sys
 
-# C0 controls but newline and tab, DEL and the C1 controls (CSI 0x9b starts an escape sequence on its own)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 controls, DEL and the C1 controls (CSI 0x9b starts an escape sequence on its own)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_KEPT = "\n\t"  # a message's own line breaks and indents
 
 
 def printable(text: str) -> str:
     """`text` with every control character shown as a visible escape (\\x1b), newlines and tabs kept."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    return CONTROL.sub(lambda m: m[0] if m[0] in _KEPT else f"\\x{ord(m[0]):02x}", text)
+
+
+def say(text: str) -> None:
+    """One line for the operator, on stderr (stdout is the tools')."""
+    print(printable(text), file=sys.stderr)
